@@ -1,0 +1,162 @@
+//! Attribute lists ⇄ the five typed attribute maps (`_str`, `_int`, `_float`,
+//! `_bool`, `_other`). One builder and one reader serve span, resource, event
+//! and link attributes alike.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Float64Builder, Int64Array,
+    Int64Builder, MapArray, MapBuilder, StringArray, StringBuilder,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+
+use crate::error::{Error, Result};
+
+/// A typed view of one attribute value.
+pub(crate) enum TypedValue<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Arrays, kvlists, bytes and empty values: kept as OTLP/JSON.
+    Other(Option<&'a AnyValue>),
+}
+
+impl<'a> TypedValue<'a> {
+    pub(crate) fn of(value: Option<&'a AnyValue>) -> Self {
+        match value.and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => TypedValue::Str(s),
+            Some(Value::IntValue(i)) => TypedValue::Int(*i),
+            Some(Value::DoubleValue(f)) => TypedValue::Float(*f),
+            Some(Value::BoolValue(b)) => TypedValue::Bool(*b),
+            _ => TypedValue::Other(value),
+        }
+    }
+}
+
+/// Builds the five typed maps for one attribute list per row.
+pub(crate) struct AttrMapsBuilder {
+    str: MapBuilder<StringBuilder, StringBuilder>,
+    int: MapBuilder<StringBuilder, Int64Builder>,
+    float: MapBuilder<StringBuilder, Float64Builder>,
+    bool: MapBuilder<StringBuilder, BooleanBuilder>,
+    other: MapBuilder<StringBuilder, StringBuilder>,
+}
+
+impl AttrMapsBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            str: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            int: MapBuilder::new(None, StringBuilder::new(), Int64Builder::new()),
+            float: MapBuilder::new(None, StringBuilder::new(), Float64Builder::new()),
+            bool: MapBuilder::new(None, StringBuilder::new(), BooleanBuilder::new()),
+            other: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+        }
+    }
+
+    /// Appends one row holding `attrs`, leaving out those `skip` selects
+    /// (attributes stored in dedicated columns).
+    pub(crate) fn append(&mut self, attrs: &[KeyValue], skip: impl Fn(&KeyValue) -> bool) -> Result<()> {
+        for kv in attrs.iter().filter(|kv| !skip(kv)) {
+            match TypedValue::of(kv.value.as_ref()) {
+                TypedValue::Str(s) => {
+                    self.str.keys().append_value(&kv.key);
+                    self.str.values().append_value(s);
+                }
+                TypedValue::Int(i) => {
+                    self.int.keys().append_value(&kv.key);
+                    self.int.values().append_value(i);
+                }
+                TypedValue::Float(f) => {
+                    self.float.keys().append_value(&kv.key);
+                    self.float.values().append_value(f);
+                }
+                TypedValue::Bool(b) => {
+                    self.bool.keys().append_value(&kv.key);
+                    self.bool.values().append_value(b);
+                }
+                TypedValue::Other(v) => {
+                    self.other.keys().append_value(&kv.key);
+                    self.other.values().append_value(serde_json::to_string(&v)?);
+                }
+            }
+        }
+        self.str.append(true)?;
+        self.int.append(true)?;
+        self.float.append(true)?;
+        self.bool.append(true)?;
+        self.other.append(true)?;
+        Ok(())
+    }
+
+    /// The five map arrays in schema order.
+    pub(crate) fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.str.finish()),
+            Arc::new(self.int.finish()),
+            Arc::new(self.float.finish()),
+            Arc::new(self.bool.finish()),
+            Arc::new(self.other.finish()),
+        ]
+    }
+}
+
+/// Reads attribute lists back out of the five typed map arrays.
+pub(crate) struct AttrMapsReader<'a> {
+    maps: [&'a MapArray; 5],
+}
+
+impl<'a> AttrMapsReader<'a> {
+    /// `maps` are the five map columns in schema order.
+    pub(crate) fn new(maps: [&'a ArrayRef; 5]) -> Result<Self> {
+        let mut out = Vec::with_capacity(5);
+        for m in maps {
+            out.push(
+                m.as_any()
+                    .downcast_ref::<MapArray>()
+                    .ok_or_else(|| Error::internal("attribute column is not a map"))?,
+            );
+        }
+        Ok(Self { maps: [out[0], out[1], out[2], out[3], out[4]] })
+    }
+
+    /// Appends the attributes of row `row` to `out`.
+    pub(crate) fn read_row(&self, row: usize, out: &mut Vec<KeyValue>) -> Result<()> {
+        for (slot, map) in self.maps.iter().enumerate() {
+            if map.is_null(row) {
+                continue;
+            }
+            let range = map.value_offsets()[row] as usize..map.value_offsets()[row + 1] as usize;
+            let keys = downcast::<StringArray>(map.keys())?;
+            let values = map.values();
+            for i in range {
+                let value = match slot {
+                    0 => Some(Value::StringValue(downcast::<StringArray>(values)?.value(i).to_owned())),
+                    1 => Some(Value::IntValue(downcast::<Int64Array>(values)?.value(i))),
+                    2 => Some(Value::DoubleValue(downcast::<Float64Array>(values)?.value(i))),
+                    3 => Some(Value::BoolValue(downcast::<BooleanArray>(values)?.value(i))),
+                    _ => {
+                        let json = downcast::<StringArray>(values)?.value(i);
+                        let any: Option<AnyValue> = serde_json::from_str(json)?;
+                        out.push(KeyValue { key: keys.value(i).to_owned(), value: any, ..Default::default() });
+                        continue;
+                    }
+                };
+                out.push(KeyValue {
+                    key: keys.value(i).to_owned(),
+                    value: Some(AnyValue { value }),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Downcasts an array, with an error instead of a panic on a schema mismatch.
+pub(crate) fn downcast<T: Array + 'static>(array: &ArrayRef) -> Result<&T> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| Error::internal(format!("unexpected array type {}", array.data_type())))
+}

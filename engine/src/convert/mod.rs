@@ -1,0 +1,205 @@
+//! Conversion between OTLP trace messages and the span table.
+//!
+//! The round trip OTLP → Arrow → OTLP keeps every OTLP field. Two things
+//! are normalised, as in any columnar store: attribute order (attributes come
+//! back grouped by type, dedicated columns first; OTLP keys are unique, so no
+//! information is lost) and spans are regrouped under one `ResourceSpans` /
+//! `ScopeSpans` per distinct resource and scope. An empty `Status` and no
+//! status are the same.
+
+mod attrs;
+mod from_arrow;
+mod to_arrow;
+
+pub use from_arrow::batches_to_resource_spans;
+pub use to_arrow::{SpanBatchBuilder, resource_spans_to_batch, validate_span};
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn scalar_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            ".{0,8}".prop_map(Value::StringValue),
+            any::<i64>().prop_map(Value::IntValue),
+            // NaN never equals itself; finite floats are what matter here.
+            (-1e12f64..1e12).prop_map(Value::DoubleValue),
+            any::<bool>().prop_map(Value::BoolValue),
+            vec(any::<u8>(), 0..6).prop_map(Value::BytesValue),
+        ]
+    }
+
+    fn any_value() -> impl Strategy<Value = Option<AnyValue>> {
+        let leaf = prop_oneof![
+            4 => scalar_value().prop_map(|v| Some(AnyValue { value: Some(v) })),
+            1 => Just(None),
+            1 => Just(Some(AnyValue { value: None })),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..3).prop_map(|vs| Some(AnyValue {
+                    value: Some(Value::ArrayValue(ArrayValue { values: vs.into_iter().flatten().collect() }))
+                })),
+                vec(("[a-c]{1,2}", inner), 0..3).prop_map(|kvs| Some(AnyValue {
+                    value: Some(Value::KvlistValue(KeyValueList {
+                        values: kvs.into_iter().map(|(key, value)| KeyValue { key, value, ..Default::default() }).collect()
+                    }))
+                })),
+            ]
+        })
+    }
+
+    /// Attributes with unique keys; some keys are dedicated-column names.
+    fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
+        let key = prop_oneof![
+            "[a-z.]{1,6}",
+            Just("service.name".to_owned()),
+            Just("http.method".to_owned()),
+            Just("http.status_code".to_owned()),
+            Just("k8s.pod.name".to_owned()),
+        ];
+        proptest::collection::btree_map(key, any_value(), 0..6)
+            .prop_map(|m| m.into_iter().map(|(key, value)| KeyValue { key, value, ..Default::default() }).collect())
+    }
+
+    fn id(len: usize) -> impl Strategy<Value = Vec<u8>> {
+        vec(any::<u8>(), len).prop_filter("non-zero id", |v| v.iter().any(|b| *b != 0))
+    }
+
+    fn span() -> impl Strategy<Value = Span> {
+        (
+            (id(16), id(8), prop_oneof![Just(Vec::new()), id(8)], ".{0,4}", any::<u32>(), ".{0,10}", 0..6i32),
+            (any::<u64>(), any::<u64>(), attributes(), any::<u32>(), any::<u32>(), any::<u32>()),
+            vec((any::<u64>(), ".{0,5}", attributes(), any::<u32>()), 0..3),
+            vec((id(16), id(8), ".{0,3}", attributes(), any::<u32>(), any::<u32>()), 0..3),
+            prop_oneof![Just(None), (0..3i32, ".{0,5}").prop_map(|(code, message)| Some(Status { code, message }))],
+        )
+            .prop_map(|(ids, times, events, links, status)| {
+                let (trace_id, span_id, parent_span_id, trace_state, flags, name, kind) = ids;
+                let (start, end, attributes, dropped_attributes_count, dropped_events_count, dropped_links_count) = times;
+                Span {
+                    trace_id,
+                    span_id,
+                    trace_state,
+                    parent_span_id,
+                    flags,
+                    name,
+                    kind,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    attributes,
+                    dropped_attributes_count,
+                    events: events
+                        .into_iter()
+                        .map(|(time_unix_nano, name, attributes, dropped_attributes_count)| Event {
+                            time_unix_nano,
+                            name,
+                            attributes,
+                            dropped_attributes_count,
+                        })
+                        .collect(),
+                    dropped_events_count,
+                    links: links
+                        .into_iter()
+                        .map(|(trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags)| Link {
+                            trace_id,
+                            span_id,
+                            trace_state,
+                            attributes,
+                            dropped_attributes_count,
+                            flags,
+                        })
+                        .collect(),
+                    dropped_links_count,
+                    status,
+                }
+            })
+    }
+
+    fn resource_spans() -> impl Strategy<Value = ResourceSpans> {
+        (
+            attributes(),
+            any::<u32>(),
+            ".{0,4}",
+            vec(("[a-z]{0,3}", "[0-9.]{0,3}", attributes(), any::<u32>(), ".{0,3}", vec(span(), 1..4)), 1..3),
+            prop_oneof![Just(Vec::new()), Just(vec![EntityRef { r#type: "service".into(), ..Default::default() }])],
+        )
+            .prop_map(|(attributes, dropped, schema_url, scopes, entity_refs)| ResourceSpans {
+                resource: Some(Resource { attributes, dropped_attributes_count: dropped, entity_refs }),
+                schema_url,
+                scope_spans: scopes
+                    .into_iter()
+                    .map(|(name, version, attributes, dropped, schema_url, spans)| ScopeSpans {
+                        scope: Some(InstrumentationScope { name, version, attributes, dropped_attributes_count: dropped }),
+                        spans,
+                        schema_url,
+                    })
+                    .collect(),
+            })
+    }
+
+    /// Puts a message into the normal form described in the module docs.
+    fn normalise(resource_spans: &[ResourceSpans]) -> Vec<(Vec<u8>, Vec<u8>, Span)> {
+        use prost::Message;
+        fn sort_attrs(attrs: &mut [KeyValue]) {
+            attrs.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        let mut rows = Vec::new();
+        for rs in resource_spans {
+            let mut resource = rs.resource.clone().unwrap_or_default();
+            sort_attrs(&mut resource.attributes);
+            let mut resource_key = resource.encode_to_vec();
+            resource_key.extend(rs.schema_url.as_bytes());
+            for ss in &rs.scope_spans {
+                let mut scope_key = ss.scope.clone().unwrap_or_default().encode_to_vec();
+                scope_key.extend(ss.schema_url.as_bytes());
+                for span in &ss.spans {
+                    let mut span = span.clone();
+                    sort_attrs(&mut span.attributes);
+                    span.events.iter_mut().for_each(|e| sort_attrs(&mut e.attributes));
+                    span.links.iter_mut().for_each(|l| sort_attrs(&mut l.attributes));
+                    if span.status == Some(Status::default()) {
+                        span.status = None;
+                    }
+                    rows.push((resource_key.clone(), scope_key.clone(), span));
+                }
+            }
+        }
+        rows.sort_by(|a, b| (&a.0, &a.1, &a.2.span_id, &a.2.trace_id).cmp(&(&b.0, &b.1, &b.2.span_id, &b.2.trace_id)));
+        rows
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn otlp_arrow_otlp_round_trip_is_lossless(input in vec(resource_spans(), 1..3)) {
+            let (batch, rejected) = resource_spans_to_batch(&input).unwrap();
+            prop_assert!(rejected.is_empty());
+            let output = batches_to_resource_spans(&[batch]).unwrap();
+            prop_assert_eq!(normalise(&input), normalise(&output));
+        }
+    }
+
+    #[test]
+    fn invalid_spans_are_rejected_not_stored() {
+        let good = Span { trace_id: vec![1; 16], span_id: vec![2; 8], name: "ok".into(), ..Default::default() };
+        let bad_trace = Span { trace_id: vec![0; 16], span_id: vec![2; 8], ..Default::default() };
+        let short_span = Span { trace_id: vec![1; 16], span_id: vec![2; 3], ..Default::default() };
+        let rs = ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: vec![good, bad_trace, short_span], ..Default::default() }],
+            ..Default::default()
+        };
+        let (batch, rejected) = resource_spans_to_batch(&[rs]).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(rejected.len(), 2);
+    }
+}
