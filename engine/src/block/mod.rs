@@ -1,0 +1,11 @@
+//! Parquet blocks on object storage: preparing and writing them, their
+//! `meta.json`, and the per-tenant catalog of live blocks.
+
+mod catalog;
+mod meta;
+mod nested_set;
+mod writer;
+
+pub use catalog::BlockCatalog;
+pub use meta::{BlockMeta, TenantIndex};
+pub use writer::{prepare_block, write_block};

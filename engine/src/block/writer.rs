@@ -1,0 +1,213 @@
+//! Turns head batches into a block: sort by trace id, drop duplicate spans,
+//! compute nested-set and trace-level columns, write Parquet (zstd,
+//! dictionaries, page statistics, bloom filter on trace_id) and then
+//! `meta.json`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use uuid::Uuid;
+
+use super::meta::BlockMeta;
+use super::nested_set::{TraceSpans, nested_set};
+use crate::config::BlockConfig;
+use crate::error::{Error, Result};
+use crate::schema::{DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_schema};
+use crate::storage::Layout;
+
+/// Sorts, de-duplicates and completes the derived columns of span batches.
+/// The result is ready to be written as a block.
+pub fn prepare_block(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let schema = span_schema();
+    let batch = concat_batches(&schema, batches)?;
+    if batch.num_rows() == 0 {
+        return Ok(batch);
+    }
+    let sort_by = [col::TRACE_ID, col::START_UNIX_NANO, col::SPAN_ID];
+    let sort_columns: Vec<SortColumn> = sort_by
+        .iter()
+        .map(|name| SortColumn { values: batch.column(column_index(name)).clone(), options: None })
+        .collect();
+    let indices = lexsort_to_indices(&sort_columns, None)?;
+    let batch = take_record_batch(&batch, &indices)?;
+    let batch = drop_duplicate_spans(&batch)?;
+    add_trace_columns(&batch)
+}
+
+fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
+    batch
+        .column(column_index(name))
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .cloned()
+        .ok_or_else(|| Error::internal(format!("{name} is not fixed-size binary")))
+}
+
+/// Keeps the first row of each (trace_id, span_id): the WAL replay and the
+/// carrying of live traces between heads can both repeat a span.
+fn drop_duplicate_spans(batch: &RecordBatch) -> Result<RecordBatch> {
+    let trace_ids = fsb(batch, col::TRACE_ID)?;
+    let span_ids = fsb(batch, col::SPAN_ID)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = Vec::with_capacity(batch.num_rows());
+    let mut current_trace: Option<&[u8]> = None;
+    for row in 0..batch.num_rows() {
+        if current_trace != Some(trace_ids.value(row)) {
+            current_trace = Some(trace_ids.value(row));
+            seen.clear();
+        }
+        keep.push(seen.insert(span_ids.value(row)));
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(batch.clone());
+    }
+    Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
+}
+
+/// Fills the nested-set and trace-level columns of a batch sorted by trace id.
+fn add_trace_columns(batch: &RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    let trace_ids = fsb(batch, col::TRACE_ID)?;
+    let span_ids = fsb(batch, col::SPAN_ID)?;
+    let parents = fsb(batch, col::PARENT_SPAN_ID)?;
+    let int64 = |name: &str| -> Result<Int64Array> {
+        batch.column(column_index(name)).as_any().downcast_ref::<Int64Array>().cloned().ok_or_else(|| Error::internal("int64"))
+    };
+    let utf8 = |name: &str| -> Result<StringArray> {
+        batch.column(column_index(name)).as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| Error::internal("utf8"))
+    };
+    let starts = int64(col::START_UNIX_NANO)?;
+    let durations = int64(col::DURATION_NANO)?;
+    let services = utf8(col::SERVICE_NAME)?;
+    let names = utf8(col::NAME)?;
+
+    let mut left = Vec::with_capacity(n);
+    let mut right = Vec::with_capacity(n);
+    let mut parent = Vec::with_capacity(n);
+    let mut root_service: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut root_name: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut trace_start = Vec::with_capacity(n);
+    let mut trace_duration = Vec::with_capacity(n);
+
+    let mut begin = 0;
+    while begin < n {
+        let mut end = begin + 1;
+        while end < n && trace_ids.value(end) == trace_ids.value(begin) {
+            end += 1;
+        }
+        let ids: Vec<[u8; 8]> = (begin..end).map(|r| span_ids.value(r).try_into().unwrap_or_default()).collect();
+        let parent_ids: Vec<Option<[u8; 8]>> = (begin..end)
+            .map(|r| (!parents.is_null(r)).then(|| parents.value(r).try_into().unwrap_or_default()))
+            .collect();
+        let set = nested_set(&TraceSpans { span_ids: &ids, parent_ids: &parent_ids });
+        left.extend(set.left);
+        right.extend(set.right);
+        parent.extend(set.parent);
+
+        let first = (begin..end).map(|r| starts.value(r)).min().unwrap_or(0);
+        let last = (begin..end).map(|r| starts.value(r).wrapping_add(durations.value(r))).max().unwrap_or(0);
+        // The earliest root names the trace (rows are sorted by start time).
+        let root = (begin..end).find(|r| parents.is_null(*r));
+        let service = root.and_then(|r| (!services.is_null(r)).then(|| services.value(r).to_owned()));
+        let name = root.map(|r| names.value(r).to_owned());
+        for _ in begin..end {
+            root_service.push(service.clone());
+            root_name.push(name.clone());
+            trace_start.push(first);
+            trace_duration.push(last.wrapping_sub(first));
+        }
+        begin = end;
+    }
+
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[column_index(col::NESTED_SET_LEFT)] = Arc::new(Int32Array::from(left));
+    columns[column_index(col::NESTED_SET_RIGHT)] = Arc::new(Int32Array::from(right));
+    columns[column_index(col::NESTED_SET_PARENT)] = Arc::new(Int32Array::from(parent));
+    columns[column_index(col::TRACE_ROOT_SERVICE)] = Arc::new(StringArray::from(root_service));
+    columns[column_index(col::TRACE_ROOT_NAME)] = Arc::new(StringArray::from(root_name));
+    columns[column_index(col::TRACE_START_UNIX_NANO)] = Arc::new(Int64Array::from(trace_start));
+    columns[column_index(col::TRACE_DURATION_NANO)] = Arc::new(Int64Array::from(trace_duration));
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Parquet writer settings for blocks.
+fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterProperties> {
+    let rows_per_group = config.row_group_size.max(1) as u64;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(config.zstd_level)?))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(config.row_group_size.max(1)))
+        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_column_bloom_filter_enabled(col::TRACE_ID.into(), true)
+        .set_column_bloom_filter_fpp(col::TRACE_ID.into(), config.bloom_filter_fpp)
+        // Distinct trace ids per row group: at most the trace count, at most the rows.
+        .set_column_bloom_filter_max_ndv(col::TRACE_ID.into(), trace_count.clamp(1, rows_per_group))
+        // Random ids do not compress: no dictionary for the id columns.
+        .set_column_dictionary_enabled(col::TRACE_ID.into(), false)
+        .set_column_dictionary_enabled(col::SPAN_ID.into(), false)
+        .set_column_dictionary_enabled(col::PARENT_SPAN_ID.into(), false)
+        .build())
+}
+
+/// Writes a prepared (sorted, completed) batch as a new block of `tenant`:
+/// `data.parquet` first, `meta.json` last. Returns the block's meta.
+pub async fn write_block(
+    store: &Arc<dyn ObjectStore>,
+    layout: &Layout,
+    config: &BlockConfig,
+    tenant: &str,
+    batch: &RecordBatch,
+) -> Result<BlockMeta> {
+    if batch.num_rows() == 0 {
+        return Err(Error::internal("refusing to write an empty block"));
+    }
+    let block_id = Uuid::new_v4();
+    let trace_ids = fsb(batch, col::TRACE_ID)?;
+    let trace_count = 1 + (1..trace_ids.len()).filter(|&r| trace_ids.value(r) != trace_ids.value(r - 1)).count() as u64;
+    let starts = batch.column(column_index(col::START_UNIX_NANO)).as_any().downcast_ref::<Int64Array>().cloned();
+    let durations = batch.column(column_index(col::DURATION_NANO)).as_any().downcast_ref::<Int64Array>().cloned();
+    let (Some(starts), Some(durations)) = (starts, durations) else {
+        return Err(Error::internal("time columns have the wrong type"));
+    };
+    let min_start = starts.values().iter().copied().min().unwrap_or(0);
+    let max_end = starts.values().iter().zip(durations.values()).map(|(s, d)| s.wrapping_add(*d)).max().unwrap_or(0);
+
+    let data_path = layout.data(tenant, block_id);
+    let object_writer = BufWriter::new(store.clone(), data_path);
+    let mut writer =
+        AsyncArrowWriter::try_new(object_writer, batch.schema(), Some(writer_properties(config, trace_count)?))?;
+    writer.write(batch).await?;
+    let metadata = writer.finish().await?;
+    let size_bytes = writer.bytes_written() as u64;
+
+    let meta = BlockMeta {
+        block_id,
+        tenant: tenant.to_owned(),
+        schema_version: SCHEMA_VERSION,
+        min_start_unix_nano: min_start,
+        max_end_unix_nano: max_end,
+        min_trace_id: hex::encode(trace_ids.value(0)),
+        max_trace_id: hex::encode(trace_ids.value(trace_ids.len() - 1)),
+        span_count: batch.num_rows() as u64,
+        trace_count,
+        size_bytes,
+        compaction_level: 0,
+        row_groups: metadata.num_row_groups() as u32,
+        dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
+        created_unix_seconds: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    };
+    let json = serde_json::to_vec_pretty(&meta)?;
+    store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
+    Ok(meta)
+}

@@ -1,0 +1,156 @@
+//! Engine configuration: storage backend, WAL and block cutting. Keys follow
+//! Tempo's YAML where one exists (`storage.trace.backend`,
+//! `ingester.max_block_duration`, ...); every field has a working default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `storage:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub trace: TraceStorageConfig,
+}
+
+/// Which object store holds the blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Local,
+    S3,
+}
+
+/// `storage.trace:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TraceStorageConfig {
+    pub backend: Backend,
+    pub local: LocalConfig,
+    pub s3: S3Config,
+    pub wal: WalConfig,
+    pub block: BlockConfig,
+}
+
+/// `storage.trace.local:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Directory holding the blocks.
+    pub path: PathBuf,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("./data/blocks") }
+    }
+}
+
+/// `storage.trace.s3:` section. Credentials come from `access_key` /
+/// `secret_key` when set, otherwise from aws-config's default chain
+/// (environment, profile, web identity, IMDS).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// Endpoint URL or host:port; empty for AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    /// Allow plain HTTP to the endpoint.
+    pub insecure: bool,
+    /// Path-style requests (`endpoint/bucket/key`), needed by most S3-compatible servers.
+    pub forcepathstyle: bool,
+    pub sse: SseConfig,
+}
+
+/// `storage.trace.s3.sse:` server-side encryption.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SseConfig {
+    /// `SSE-KMS` or `SSE-S3`; empty for none.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub kms_key_id: String,
+}
+
+/// When the WAL is fsynced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Before every acknowledgement (default): nothing acknowledged is lost.
+    #[default]
+    Always,
+    /// Never explicitly; the OS decides. Survives a process crash, not a power loss.
+    Never,
+}
+
+/// `storage.trace.wal:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    pub path: PathBuf,
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("./data/wal"), fsync: FsyncPolicy::Always }
+    }
+}
+
+/// `storage.trace.block:` Parquet layout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlockConfig {
+    /// Rows per Parquet row group (the unit of statistics pruning).
+    pub row_group_size: usize,
+    /// Target false-positive rate of the trace_id bloom filter.
+    pub bloom_filter_fpp: f64,
+    pub zstd_level: i32,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self { row_group_size: 65_536, bloom_filter_fpp: 0.01, zstd_level: 3 }
+    }
+}
+
+/// `ingester:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngesterConfig {
+    /// Cut the head into a block once it is this old.
+    #[serde(with = "humantime_serde")]
+    pub max_block_duration: Duration,
+    /// Cut the head into a block once it holds this many bytes (Arrow memory).
+    pub max_block_bytes: u64,
+    /// A trace that got spans this recently is carried into the next head
+    /// (once) so that its spans land in one block.
+    #[serde(with = "humantime_serde")]
+    pub trace_idle_period: Duration,
+    /// How often the cut conditions are checked.
+    #[serde(with = "humantime_serde")]
+    pub flush_check_period: Duration,
+    /// Refuse writes (429 / RESOURCE_EXHAUSTED) while heads not yet flushed
+    /// hold more than this many bytes, per tenant.
+    pub max_unflushed_bytes: u64,
+}
+
+impl Default for IngesterConfig {
+    fn default() -> Self {
+        Self {
+            max_block_duration: Duration::from_secs(30),
+            max_block_bytes: 256 * 1024 * 1024,
+            trace_idle_period: Duration::from_secs(5),
+            flush_check_period: Duration::from_secs(1),
+            max_unflushed_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}

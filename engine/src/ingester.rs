@@ -1,0 +1,355 @@
+//! The ingester: per tenant, a WAL segment and the head block it backs;
+//! cutting heads into blocks and flushing them to object storage (DESIGN §3).
+//!
+//! ```text
+//! append ─► WAL segment (fsync) ─► head (queryable) ─cut─► sealed head (queryable)
+//!        ─► sort + nested sets ─► data.parquet ─► meta.json ─► index.json ─► delete segment
+//! ```
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use object_store::ObjectStore;
+use parking_lot::Mutex;
+
+use crate::block::{BlockCatalog, prepare_block, write_block};
+use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig};
+use crate::error::{Error, Result};
+use crate::metrics::EngineMetrics;
+use crate::schema::{col, column_index};
+use crate::storage::Layout;
+use crate::wal::{self, WalSegment};
+
+/// Checks a tenant id the way Tempo does: 1-150 characters from
+/// `[A-Za-z0-9!-_.*'()]`, and not `.` or `..` (it names directories).
+pub fn validate_tenant(tenant: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
+    if tenant.is_empty() || tenant.len() > 150 || tenant == "." || tenant == ".." || !tenant.chars().all(ok_char) {
+        return Err(Error::invalid(format!("invalid tenant id {tenant:?}")));
+    }
+    Ok(())
+}
+
+/// Spans written to the WAL but not yet cut into a block.
+struct Head {
+    segment: WalSegment,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    created: Instant,
+    /// Per trace: when it last got spans, and whether it was already carried
+    /// over from a previous head (traces are carried at most once).
+    traces: HashMap<[u8; 16], (Instant, bool)>,
+}
+
+impl Head {
+    fn new(segment: WalSegment) -> Self {
+        Self { segment, batches: Vec::new(), bytes: 0, created: Instant::now(), traces: HashMap::new() }
+    }
+
+    fn push(&mut self, batch: RecordBatch, carried: bool) {
+        let now = Instant::now();
+        if let Some(ids) = batch.column(column_index(col::TRACE_ID)).as_any().downcast_ref::<FixedSizeBinaryArray>() {
+            for i in 0..ids.len() {
+                if let Ok(id) = <[u8; 16]>::try_from(ids.value(i)) {
+                    let entry = self.traces.entry(id).or_insert((now, carried));
+                    entry.0 = now;
+                }
+            }
+        }
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+    }
+}
+
+/// A cut head waiting to become a block; still answers queries.
+struct Sealed {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    segment_path: PathBuf,
+}
+
+struct TenantState {
+    head: Option<Head>,
+    sealed: Vec<Arc<Sealed>>,
+}
+
+impl TenantState {
+    fn unflushed_bytes(&self) -> usize {
+        self.head.as_ref().map_or(0, |h| h.bytes) + self.sealed.iter().map(|s| s.bytes).sum::<usize>()
+    }
+}
+
+/// Per-tenant WAL, heads and block flushing.
+pub struct Ingester {
+    config: IngesterConfig,
+    block_config: BlockConfig,
+    wal_dir: PathBuf,
+    fsync: FsyncPolicy,
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    catalog: Arc<BlockCatalog>,
+    metrics: EngineMetrics,
+    tenants: Mutex<HashMap<String, Arc<Mutex<TenantState>>>>,
+    next_seq: AtomicU64,
+    flush_lock: tokio::sync::Mutex<()>,
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Ingester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester").field("wal_dir", &self.wal_dir).finish()
+    }
+}
+
+impl Ingester {
+    /// Opens the ingester and replays the WAL: every segment found becomes a
+    /// sealed head, queryable at once and flushed by the next [`flush`](Self::flush).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        config: IngesterConfig,
+        block_config: BlockConfig,
+        wal_dir: PathBuf,
+        fsync: FsyncPolicy,
+        store: Arc<dyn ObjectStore>,
+        layout: Layout,
+        catalog: Arc<BlockCatalog>,
+        metrics: EngineMetrics,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&wal_dir).map_err(Error::io(format!("creating WAL dir {}", wal_dir.display())))?;
+        let replayed = wal::replay(&wal_dir)?;
+        let next_seq = replayed.iter().map(|s| s.seq + 1).max().unwrap_or(1);
+        let mut tenants: HashMap<String, Arc<Mutex<TenantState>>> = HashMap::new();
+        for segment in replayed {
+            let spans: usize = segment.batches.iter().map(|b| b.num_rows()).sum();
+            metrics.wal_replayed_spans.inc_by(spans as u64);
+            tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
+            let state = tenants
+                .entry(segment.tenant.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(TenantState { head: None, sealed: Vec::new() })));
+            let bytes = segment.batches.iter().map(|b| b.get_array_memory_size()).sum();
+            state.lock().sealed.push(Arc::new(Sealed { batches: segment.batches, bytes, segment_path: segment.path }));
+        }
+        Ok(Self {
+            config,
+            block_config,
+            wal_dir,
+            fsync,
+            store,
+            layout,
+            catalog,
+            metrics,
+            tenants: Mutex::new(tenants),
+            next_seq: AtomicU64::new(next_seq),
+            flush_lock: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn tenant(&self, tenant: &str) -> Arc<Mutex<TenantState>> {
+        self.tenants
+            .lock()
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(TenantState { head: None, sealed: Vec::new() })))
+            .clone()
+    }
+
+    fn new_segment(&self, tenant: &str) -> Result<WalSegment> {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        WalSegment::create(&self.wal_dir.join(tenant), seq, self.fsync)
+    }
+
+    /// Appends a batch of spans for `tenant`. When this returns `Ok`, the
+    /// spans are in the WAL (durable per the fsync policy) and queryable.
+    pub async fn append(self: &Arc<Self>, tenant: &str, batch: RecordBatch) -> Result<()> {
+        validate_tenant(tenant)?;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let this = self.clone();
+        let tenant = tenant.to_owned();
+        // WAL writes and fsync block: keep them off the async workers.
+        tokio::task::spawn_blocking(move || this.append_blocking(&tenant, batch))
+            .await
+            .map_err(|e| Error::internal(format!("WAL writer task failed: {e}")))?
+    }
+
+    fn append_blocking(&self, tenant: &str, batch: RecordBatch) -> Result<()> {
+        let state = self.tenant(tenant);
+        let mut state = state.lock();
+        let unflushed = state.unflushed_bytes() as u64;
+        if unflushed > self.config.max_unflushed_bytes {
+            return Err(Error::ResourceExhausted(format!(
+                "tenant {tenant} has {unflushed} bytes waiting to be flushed (limit {}); retry later",
+                self.config.max_unflushed_bytes
+            )));
+        }
+        if state.head.is_none() {
+            state.head = Some(Head::new(self.new_segment(tenant)?));
+        }
+        let head = state.head.as_mut().expect("head was just created");
+        let started = Instant::now();
+        head.segment.append(&batch)?;
+        self.metrics.wal_append_duration.observe(started.elapsed().as_secs_f64());
+        head.push(batch, false);
+        Ok(())
+    }
+
+    /// Every batch of `tenant` not yet in a block: the head and sealed heads.
+    pub fn unflushed_batches(&self, tenant: &str) -> Vec<RecordBatch> {
+        let Some(state) = self.tenants.lock().get(tenant).cloned() else { return Vec::new() };
+        let state = state.lock();
+        let mut out: Vec<RecordBatch> = state.sealed.iter().flat_map(|s| s.batches.iter().cloned()).collect();
+        if let Some(head) = &state.head {
+            out.extend(head.batches.iter().cloned());
+        }
+        out
+    }
+
+    /// Cuts heads that are due (or all, when `force`) and writes every sealed
+    /// head as a block. A failed upload leaves the sealed head (and its WAL
+    /// segment) in place for the next attempt.
+    pub async fn flush(&self, force: bool) -> Result<()> {
+        let _guard = self.flush_lock.lock().await;
+        let tenants: Vec<(String, Arc<Mutex<TenantState>>)> =
+            self.tenants.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut first_error = None;
+        for (tenant, state) in tenants {
+            if let Err(e) = self.cut_if_due(&tenant, &state, force) {
+                first_error.get_or_insert(e);
+            }
+            let sealed: Vec<Arc<Sealed>> = state.lock().sealed.clone();
+            for head in sealed {
+                match self.write_sealed(&tenant, &head).await {
+                    Ok(()) => {
+                        state.lock().sealed.retain(|s| !Arc::ptr_eq(s, &head));
+                        if let Err(e) = std::fs::remove_file(&head.segment_path) {
+                            tracing::warn!(path = %head.segment_path.display(), error = %e, "could not delete flushed WAL segment");
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.failed_flushes.inc();
+                        tracing::error!(%tenant, error = %e, "block flush failed; will retry");
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let unflushed: usize = self.tenants.lock().values().map(|s| s.lock().unflushed_bytes()).sum();
+        self.metrics.head_bytes.set(unflushed as i64);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Seals the head of a tenant when it is old or big enough (or `force`).
+    /// Traces still receiving spans move to the new head once, so that a
+    /// trace's spans tend to land in one block.
+    fn cut_if_due(&self, tenant: &str, state: &Mutex<TenantState>, force: bool) -> Result<()> {
+        let mut state = state.lock();
+        let Some(head) = state.head.as_ref() else { return Ok(()) };
+        let due = head.created.elapsed() >= self.config.max_block_duration
+            || head.bytes as u64 >= self.config.max_block_bytes;
+        if !(due || (force && !head.batches.is_empty())) {
+            return Ok(());
+        }
+        let old = state.head.take().expect("checked above");
+        let now = Instant::now();
+        let live: HashMap<[u8; 16], bool> = if force {
+            HashMap::new()
+        } else {
+            old.traces
+                .iter()
+                .filter(|(_, (seen, carried))| !carried && now.duration_since(*seen) < self.config.trace_idle_period)
+                .map(|(id, _)| (*id, true))
+                .collect()
+        };
+        let mut kept = Vec::new();
+        let mut carried = Vec::new();
+        for batch in &old.batches {
+            if live.is_empty() {
+                kept.push(batch.clone());
+                continue;
+            }
+            let ids = batch
+                .column(column_index(col::TRACE_ID))
+                .as_any()
+                .downcast_ref::<FixedSizeBinaryArray>()
+                .ok_or_else(|| Error::internal("trace_id is not fixed-size binary"))?;
+            let mask: BooleanArray =
+                (0..ids.len()).map(|i| Some(<[u8; 16]>::try_from(ids.value(i)).is_ok_and(|id| live.contains_key(&id)))).collect();
+            let carry = filter_record_batch(batch, &mask)?;
+            let keep = filter_record_batch(batch, &arrow::compute::not(&mask)?)?;
+            if carry.num_rows() > 0 {
+                carried.push(carry);
+            }
+            if keep.num_rows() > 0 {
+                kept.push(keep);
+            }
+        }
+        if !carried.is_empty() {
+            let mut new_head = Head::new(self.new_segment(tenant)?);
+            for batch in carried {
+                // Written to the new segment before the old one can be deleted.
+                new_head.segment.append(&batch)?;
+                new_head.push(batch, true);
+            }
+            state.head = Some(new_head);
+        }
+        let bytes = kept.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+        if kept.is_empty() {
+            // Everything was carried over; the old segment is no longer needed.
+            let _ = std::fs::remove_file(old.segment.path());
+            return Ok(());
+        }
+        state.sealed.push(Arc::new(Sealed { batches: kept, bytes, segment_path: old.segment.path().to_owned() }));
+        Ok(())
+    }
+
+    async fn write_sealed(&self, tenant: &str, sealed: &Sealed) -> Result<()> {
+        let started = Instant::now();
+        let batches = sealed.batches.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare_block(&batches))
+            .await
+            .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
+        if prepared.num_rows() == 0 {
+            return Ok(());
+        }
+        let meta = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared).await?;
+        tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
+        self.catalog.add(meta).await?;
+        self.metrics.blocks_flushed.inc();
+        self.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Refuses new writes and flushes everything (graceful shutdown).
+    pub async fn shutdown(&self) -> Result<()> {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.flush(true).await
+    }
+
+    /// Runs [`flush`](Self::flush) every `flush_check_period` until dropped.
+    pub fn spawn_flush_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.config.flush_check_period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if this.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                // Errors are logged and counted inside; the next tick retries.
+                let _ = this.flush(false).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! Queries over a tenant's spans: the shared DataFusion runtime, per-query
+//! sessions with the `spans` table registered, and trace lookup by id.
+
+mod table;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
+use object_store::ObjectStore;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+
+pub use table::{SpanSource, SpansTable};
+
+use crate::block::{BlockCatalog, BlockMeta};
+use crate::convert::batches_to_resource_spans;
+use crate::error::{Error, Result};
+use crate::ingester::Ingester;
+use crate::schema::{self, column_index};
+use crate::storage::Layout;
+
+/// URL under which the block store is registered in DataFusion.
+const STORE_URL: &str = "spanlake://blocks/";
+
+/// The live data of every tenant: the ingester's heads plus the catalog's blocks.
+#[derive(Debug)]
+pub struct LiveSpans {
+    pub ingester: Arc<Ingester>,
+    pub catalog: Arc<BlockCatalog>,
+}
+
+impl SpanSource for LiveSpans {
+    fn unflushed(&self, tenant: &str) -> Vec<RecordBatch> {
+        self.ingester.unflushed_batches(tenant)
+    }
+
+    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<BlockMeta>>> {
+        self.catalog.blocks(tenant)
+    }
+}
+
+/// Runs queries for any tenant over one shared DataFusion runtime (object
+/// store registry, Parquet metadata cache, memory pool).
+#[derive(Debug)]
+pub struct QueryEngine {
+    source: Arc<dyn SpanSource>,
+    runtime: Arc<RuntimeEnv>,
+    layout: Layout,
+}
+
+impl QueryEngine {
+    /// A query engine over `source`, reading blocks from `store`.
+    pub fn new(source: Arc<dyn SpanSource>, store: Arc<dyn ObjectStore>, layout: Layout) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        let url = url_for_store();
+        runtime.register_object_store(&url, store);
+        Ok(Self { source, runtime, layout })
+    }
+
+    fn session_config() -> SessionConfig {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        let parquet = &mut config.options_mut().execution.parquet;
+        // Keep the schema's Utf8 (not Utf8View) so head and blocks union cleanly.
+        parquet.schema_force_view_types = false;
+        // Evaluate filters while decoding (late materialisation) and use the
+        // trace_id bloom filters and page index.
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
+        parquet.bloom_filter_on_read = true;
+        parquet.enable_page_index = true;
+        config
+    }
+
+    /// A new session for `tenant` with its `spans` table registered.
+    pub fn session(&self, tenant: &str) -> Result<SessionContext> {
+        self.session_with(SpansTable::new(tenant, self.source.clone(), store_url()?, self.layout.clone()))
+    }
+
+    fn session_with(&self, table: SpansTable) -> Result<SessionContext> {
+        let ctx = SessionContext::new_with_config_rt(Self::session_config(), self.runtime.clone());
+        ctx.register_table("spans", Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    /// All spans of a trace, from the heads and every block that may hold it
+    /// (optionally only blocks overlapping `[start, end]` unix nanos),
+    /// de-duplicated by span id. `None` when no span is found.
+    pub async fn trace_by_id(
+        &self,
+        tenant: &str,
+        trace_id: [u8; 16],
+        block_time_range: Option<(i64, i64)>,
+    ) -> Result<Option<Vec<ResourceSpans>>> {
+        let mut table = SpansTable::new(tenant, self.source.clone(), store_url()?, self.layout.clone());
+        if let Some((start, end)) = block_time_range {
+            table = table.with_block_time_range(start, end);
+        }
+        let ctx = self.session_with(table)?;
+        let id = lit(ScalarValue::FixedSizeBinary(16, Some(trace_id.to_vec())));
+        let batches = ctx
+            .table("spans")
+            .await?
+            .filter(col(schema::col::TRACE_ID).eq(id))?
+            .sort(vec![col(schema::col::START_UNIX_NANO).sort(true, false)])?
+            .collect()
+            .await?;
+        let batches = dedupe_spans(&batches)?;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(None);
+        }
+        Ok(Some(batches_to_resource_spans(&batches)?))
+    }
+}
+
+fn url_for_store() -> url::Url {
+    url::Url::parse(STORE_URL).expect("static URL parses")
+}
+
+fn store_url() -> Result<ObjectStoreUrl> {
+    Ok(ObjectStoreUrl::parse(STORE_URL)?)
+}
+
+/// Keeps the first row of each span id (a span can be both in a sealed head
+/// and in a block for a moment, or in two blocks after a WAL replay).
+fn dedupe_spans(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let mut seen = HashSet::new();
+    batches
+        .iter()
+        .map(|batch| {
+            let ids = batch
+                .column(column_index(schema::col::SPAN_ID))
+                .as_any()
+                .downcast_ref::<FixedSizeBinaryArray>()
+                .ok_or_else(|| Error::internal("span_id is not fixed-size binary"))?;
+            let keep: BooleanArray = (0..ids.len()).map(|i| Some(seen.insert(ids.value(i).to_vec()))).collect();
+            Ok(filter_record_batch(batch, &keep)?)
+        })
+        .collect()
+}

@@ -1,0 +1,146 @@
+//! `spans`: the DataFusion table of one tenant, the union of the unflushed
+//! heads (Arrow in memory) and the live Parquet blocks. Blocks are pruned by
+//! their meta first (trace-id range, time range); DataFusion then prunes row
+//! groups and pages by statistics and bloom filters, since every filter is
+//! pushed into the Parquet scan.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+
+use crate::block::BlockMeta;
+use crate::schema::{col, span_schema};
+use crate::storage::Layout;
+
+/// Where the `spans` table of one tenant gets its data.
+pub trait SpanSource: Send + Sync + std::fmt::Debug {
+    /// Batches not yet in blocks (head and sealed heads).
+    fn unflushed(&self, tenant: &str) -> Vec<arrow::record_batch::RecordBatch>;
+    /// Live blocks.
+    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<BlockMeta>>>;
+}
+
+/// The `spans` table of one tenant.
+#[derive(Debug)]
+pub struct SpansTable {
+    tenant: String,
+    source: Arc<dyn SpanSource>,
+    store_url: ObjectStoreUrl,
+    layout: Layout,
+    /// Only blocks overlapping this range of unix nanos are read.
+    block_time_range: Option<(i64, i64)>,
+}
+
+impl SpansTable {
+    /// The table of `tenant`; blocks are read through the object store
+    /// registered under `store_url`.
+    pub fn new(tenant: &str, source: Arc<dyn SpanSource>, store_url: ObjectStoreUrl, layout: Layout) -> Self {
+        Self { tenant: tenant.to_owned(), source, store_url, layout, block_time_range: None }
+    }
+
+    /// Restricts the blocks read to those overlapping `[start, end]` (unix nanos).
+    pub fn with_block_time_range(mut self, start: i64, end: i64) -> Self {
+        self.block_time_range = Some((start, end));
+        self
+    }
+
+    fn block_may_match(&self, block: &BlockMeta, trace_ids: &[Vec<u8>]) -> bool {
+        if let Some((start, end)) = self.block_time_range
+            && !block.overlaps(start, end)
+        {
+            return false;
+        }
+        trace_ids.iter().all(|id| block.may_contain_trace(id))
+    }
+}
+
+/// Trace ids the filters pin with `trace_id = <literal>`.
+fn pinned_trace_ids(filters: &[Expr]) -> Vec<Vec<u8>> {
+    filters
+        .iter()
+        .filter_map(|f| match f {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(ScalarValue::FixedSizeBinary(16, Some(v)), _))
+                | (Expr::Literal(ScalarValue::FixedSizeBinary(16, Some(v)), _), Expr::Column(c))
+                    if c.name == col::TRACE_ID =>
+                {
+                    Some(v.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl TableProvider for SpansTable {
+    fn schema(&self) -> SchemaRef {
+        span_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // Pruning is approximate: DataFusion keeps its own filter above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let schema = span_schema();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+
+        let head = self.source.unflushed(&self.tenant);
+        if !head.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(&[head], schema.clone(), projection.cloned())?);
+        }
+
+        let trace_ids = pinned_trace_ids(filters);
+        let files: Vec<PartitionedFile> = self
+            .source
+            .blocks(&self.tenant)
+            .iter()
+            .filter(|b| self.block_may_match(b, &trace_ids))
+            .map(|b| PartitionedFile::new(self.layout.data(&self.tenant, b.block_id).to_string(), b.size_bytes))
+            .collect();
+        if !files.is_empty() {
+            let partitions = state.config().target_partitions().max(1);
+            let per_group = files.len().div_ceil(partitions);
+            let groups: Vec<FileGroup> = files.chunks(per_group).map(|c| FileGroup::new(c.to_vec())).collect();
+            let source = ParquetSource::new(schema.clone())
+                .with_table_parquet_options(state.table_options().parquet.clone());
+            let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+                .with_file_groups(groups)
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+
+        match inputs.len() {
+            0 => Ok(Arc::new(EmptyExec::new(datafusion::common::project_schema(&schema, projection)?))),
+            _ => UnionExec::try_new(inputs),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Object storage: builds the configured `ObjectStore` (local disk or S3)
+//! and names the objects of the block layout (DESIGN §2):
+//!
+//! ```text
+//! <root>/<tenant>/blocks/<block_id>/data.parquet
+//! <root>/<tenant>/blocks/<block_id>/meta.json   # written last
+//! <root>/<tenant>/index.json                    # live block metas
+//! ```
+
+mod s3;
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use uuid::Uuid;
+
+use crate::config::{Backend, TraceStorageConfig};
+use crate::error::{Error, Result};
+
+/// Builds the object store named by the configuration. For S3 this also
+/// resolves credentials through aws-config's default chain.
+pub async fn build_object_store(config: &TraceStorageConfig) -> Result<Arc<dyn ObjectStore>> {
+    match config.backend {
+        Backend::Local => {
+            let path = &config.local.path;
+            std::fs::create_dir_all(path).map_err(Error::io(format!("creating {}", path.display())))?;
+            Ok(Arc::new(LocalFileSystem::new_with_prefix(path)?.with_automatic_cleanup(true)))
+        }
+        Backend::S3 => s3::build(&config.s3).await,
+    }
+}
+
+/// Object paths of the block layout, under an optional root prefix.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    root: String,
+}
+
+impl Layout {
+    /// A layout rooted at `prefix` ("" for the store's root).
+    pub fn new(prefix: &str) -> Self {
+        Self { root: prefix.trim_matches('/').to_owned() }
+    }
+
+    fn join(&self, rest: String) -> Path {
+        if self.root.is_empty() { Path::from(rest) } else { Path::from(format!("{}/{rest}", self.root)) }
+    }
+
+    /// `<tenant>/blocks/`
+    pub fn blocks_dir(&self, tenant: &str) -> Path {
+        self.join(format!("{tenant}/blocks"))
+    }
+
+    /// `<tenant>/blocks/<id>/data.parquet`
+    pub fn data(&self, tenant: &str, block: Uuid) -> Path {
+        self.join(format!("{tenant}/blocks/{block}/data.parquet"))
+    }
+
+    /// `<tenant>/blocks/<id>/meta.json`
+    pub fn meta(&self, tenant: &str, block: Uuid) -> Path {
+        self.join(format!("{tenant}/blocks/{block}/meta.json"))
+    }
+
+    /// `<tenant>/index.json`
+    pub fn index(&self, tenant: &str) -> Path {
+        self.join(format!("{tenant}/index.json"))
+    }
+
+    /// The root under which tenants live.
+    pub fn root(&self) -> Option<Path> {
+        (!self.root.is_empty()).then(|| Path::from(self.root.as_str()))
+    }
+}
