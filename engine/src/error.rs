@@ -10,6 +10,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// The caller sent something malformed or invalid.
     InvalidArgument,
+    /// The request does not say who it is from (no tenant, multi-tenant mode).
+    Unauthenticated,
     /// The thing asked for does not exist.
     NotFound,
     /// The request body is larger than allowed.
@@ -29,6 +31,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument => 400,
+            ErrorKind::Unauthenticated => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
@@ -42,6 +45,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> tonic::Code {
         match self {
             ErrorKind::InvalidArgument | ErrorKind::UnsupportedMediaType => tonic::Code::InvalidArgument,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorKind::NotFound => tonic::Code::NotFound,
             ErrorKind::PayloadTooLarge | ErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
             ErrorKind::Unavailable => tonic::Code::Unavailable,
@@ -57,6 +61,8 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]
@@ -101,6 +107,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::ShuttingDown => ErrorKind::Unavailable,
             Error::DataFusion(e) => match e.find_root() {
                 datafusion::error::DataFusionError::Plan(_)

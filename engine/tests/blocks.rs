@@ -97,3 +97,18 @@ async fn unflushed_spans_survive_a_restart_through_the_wal() {
     assert_eq!(engine.catalog.blocks("t1").len(), 1, "replayed segments are flushed as blocks");
     assert_eq!(span_names(&engine, "t1", 5).await, ["span-1", "span-2"]);
 }
+
+#[tokio::test]
+async fn trace_id_filter_is_pushed_into_the_parquet_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    append(&engine, "t1", spans(3, &[(1, None)])).await;
+    engine.ingester.flush(true).await.unwrap();
+    let ctx = engine.query.session("t1").unwrap();
+    let df = ctx.sql("EXPLAIN SELECT name FROM spans WHERE trace_id = X'03030303030303030303030303030303'").await.unwrap();
+    let plan = arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap()).unwrap().to_string();
+    println!("{plan}");
+    assert!(plan.contains("DataSourceExec: file_groups"), "{plan}");
+    assert!(plan.contains("predicate=trace_id@0 = "), "filter reaches the Parquet scan: {plan}");
+}

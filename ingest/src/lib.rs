@@ -1,1 +1,13 @@
-//! placeholder
+//! Protocol receivers. Each decodes its wire format into OTLP `ResourceSpans`
+//! and hands them to the [`Distributor`], the single write path into the
+//! engine, so limits, tenants, acknowledgement and errors are the same for
+//! every protocol.
+
+pub mod body;
+pub mod config;
+pub mod distributor;
+pub mod error;
+pub mod otlp;
+
+pub use distributor::{DEFAULT_TENANT, Distributor, DistributorMetrics, TENANT_HEADER, Tenancy, tenant_from_header};
+pub use error::{Error, Result};

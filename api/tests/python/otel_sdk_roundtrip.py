@@ -34,6 +34,7 @@ import argparse
 import base64
 import binascii
 import json
+import logging
 import math
 import os
 import struct
@@ -71,7 +72,7 @@ from opentelemetry.trace.status import Status, StatusCode  # noqa: E402
 
 SCHEMA_URL_RESOURCE = "https://opentelemetry.io/schemas/1.26.0"
 SCHEMA_URL_SCOPE = "https://opentelemetry.io/schemas/1.24.0"
-ROOT_TRACE_STATE = (("spanlake", "roundtrip"), ("vendor", "k1=v1"[0:2] + "-v1"))
+ROOT_TRACE_STATE = (("spanlake", "roundtrip"), ("vendor", "k1-v1"))
 
 # --------------------------------------------------------------------------
 # Emitting the trace
@@ -89,7 +90,8 @@ class TraceStateSampler(Sampler):
             state = parent.trace_state
         else:
             state = TraceState(list(ROOT_TRACE_STATE))
-        return SamplingResult(Decision.RECORD_AND_SAMPLE, None, state)
+        # The SDK takes the span's attributes from the sampling result.
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
 
     def get_description(self) -> str:
         return "TraceStateSampler"
@@ -105,6 +107,10 @@ class RecordingExporter(SpanExporter):
         self.errors: list[str] = []
 
     def export(self, spans):
+        if self.errors or SpanExportResult.FAILURE in self.results:
+            # Don't wait out the exporter's retries again for every span.
+            self.results.append(SpanExportResult.FAILURE)
+            return SpanExportResult.FAILURE
         try:
             result = self.inner.export(spans)
         except Exception as exc:  # noqa: BLE001 - reported, then fails the run
@@ -137,13 +143,15 @@ def make_resource() -> Resource:
 
 
 def make_provider(*exporters: SpanExporter) -> TracerProvider:
+    # The deliberate overflows below would log a warning each.
+    logging.getLogger("opentelemetry.attributes").setLevel(logging.ERROR)
     provider = TracerProvider(
         resource=make_resource(),
         sampler=TraceStateSampler(),
         # Explicit limits (so OTEL_* env vars can't change the data): two
-        # links and six event attributes at most, so that the client span's
-        # third link and its 'retry' event's seventh attribute are dropped
-        # and the dropped counts are non-zero.
+        # links and six event attributes at most, so that one of the client
+        # span's three links and one of its 'retry' event's seven attributes
+        # are dropped and the dropped counts are non-zero.
         span_limits=SpanLimits(
             max_span_attributes=128,
             max_events=128,
@@ -208,8 +216,8 @@ def emit_trace(provider: TracerProvider, nonfinite_floats: bool = False) -> int:
         attributes={"scope.str": "yes", "scope.int": 7, "scope.bool": False},
     )
 
-    # Two span contexts to link to: one in another (remote) trace, with a
-    # trace state, and one more, to overflow max_links.
+    # Span contexts to link to: one in another (remote) trace, with a trace
+    # state (which the SDK won't export), and one more, to overflow max_links.
     foreign = SpanContext(
         trace_id=int.from_bytes(os.urandom(16), "big") | 1,
         span_id=int.from_bytes(os.urandom(8), "big") | 1,
@@ -235,12 +243,18 @@ def emit_trace(provider: TracerProvider, nonfinite_floats: bool = False) -> int:
             "POST payments",
             kind=SpanKind.CLIENT,
             attributes={"peer.service": "payments", "server.port": 8443, "retry": True},
-            links=[Link(foreign, {"link.kind": "follows", "link.n": 1, "link.f": 0.25,
-                                  "link.b": True, "link.list": ["x", "y"]})],
+            # max_links=2 and the SDK drops the OLDEST link on overflow: this
+            # plain link is the one dropped (droppedLinksCount 1).
+            links=[Link(foreign2)],
         ) as client:
+            client.add_link(foreign, {"link.kind": "follows", "link.n": 1, "link.f": 0.25,
+                                      "link.b": True, "link.list": ["x", "y"]})
+            client.add_link(root.get_span_context(), {"link.kind": "parent-again"})
             client.add_event(
                 "retry",
                 attributes={
+                    # max_event_attributes=6: the SDK drops the OLDEST one,
+                    # this first attribute (droppedAttributesCount 1).
                     "retry.attempt": 2,
                     "retry.reason": "timeout",
                     "retry.backoff_s": 0.75,
@@ -250,8 +264,6 @@ def emit_trace(provider: TracerProvider, nonfinite_floats: bool = False) -> int:
                     "retry.dropped": "this seventh attribute is over the limit",
                 },
             )
-            client.add_link(root.get_span_context(), {"link.kind": "parent-again"})
-            client.add_link(foreign2)  # over max_links: counted as dropped
             try:
                 raise TimeoutError("payment gateway did not answer in 2s")
             except TimeoutError as exc:
@@ -537,7 +549,7 @@ class Parser:
             return base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError):
             try:
-                out = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4))
+                out = base64.b64decode(v + "=" * (-len(v) % 4), altchars=b"-_", validate=True)
                 self.err(path, f"{v!r} is not standard padded base64 (URL-safe/unpadded?)")
                 return out
             except (binascii.Error, ValueError):
@@ -847,6 +859,8 @@ def http_get(url: str, tenant: str | None, timeout: float = 10.0) -> tuple[int, 
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out
+        return 0, str(getattr(e, "reason", e)).encode()
 
 
 def fetch_trace(query_addr: str, trace_hex: str, tenant: str | None, wait_s: float) -> Any:
@@ -858,11 +872,12 @@ def fetch_trace(query_addr: str, trace_hex: str, tenant: str | None, wait_s: flo
             try:
                 return json.loads(body)
             except ValueError as e:
-                raise SystemExit(fail(f"GET {url}: 200 but the body is not JSON ({e}): {body[:300]!r}"))
-        if status == 404 and time.monotonic() < deadline:
+                raise SystemExit(fail(f"GET {url}: 200 but the body is not JSON ({e}): {body[:300]!r}")) from None
+        if status in (0, 404) and time.monotonic() < deadline:
             time.sleep(0.1)
             continue
-        raise SystemExit(fail(f"GET {url} (tenant {tenant or 'default'}): HTTP {status}: {body[:500]!r}"))
+        what = f"HTTP {status}" if status else "no connection"
+        raise SystemExit(fail(f"GET {url} (tenant {tenant or 'default'}): {what}: {body[:500]!r}"))
 
 
 def make_otlp_exporter(protocol: str, grpc_addr: str | None, http_addr: str | None,
@@ -940,7 +955,8 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{args.query}/api/traces/{trace_hex}"
         status, body = http_get(url, args.expect_absent_tenant)
         if status != 404:
-            return fail(f"tenant isolation: GET {url} as {args.expect_absent_tenant!r} gave HTTP {status} "
+            return fail(f"tenant isolation: GET {url} as {args.expect_absent_tenant!r} gave "
+                        f"{f'HTTP {status}' if status else 'no connection'} "
                         f"(expected 404): {body[:300]!r}")
         print(f"tenant isolation: 404 for tenant {args.expect_absent_tenant!r}", file=sys.stderr)
 

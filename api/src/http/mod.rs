@@ -1,0 +1,48 @@
+//! Tempo's HTTP API on :3200: trace by id and operational endpoints.
+
+mod ops;
+mod traces;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::routing::get;
+use http::HeaderMap;
+use prometheus_client::registry::Registry;
+use spanlake_engine::Engine;
+use spanlake_ingest::{TENANT_HEADER, Tenancy};
+
+use crate::error::Result;
+
+/// Shared state of the query API.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub registry: Arc<Registry>,
+    pub tenancy: Tenancy,
+    /// Set once every listener is up and the WAL is replayed.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// The tenant named by a request's headers.
+    pub fn tenant(&self, headers: &HeaderMap) -> Result<String> {
+        Ok(self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?)
+    }
+}
+
+/// All routes of the query API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/traces/{id}", get(traces::trace_v1))
+        .route("/api/v2/traces/{id}", get(traces::trace_v2))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/echo", get(ops::echo))
+        .route("/api/status/buildinfo", get(ops::buildinfo))
+        .route("/flush", get(ops::flush).post(ops::flush))
+        .fallback(ops::not_found)
+        .with_state(state)
+}
+

@@ -1,0 +1,138 @@
+//! Trace by id: `GET /api/traces/{id}` (Tempo v1: `tempopb.Trace`, JSON key
+//! `batches`) and `GET /api/v2/traces/{id}` (`TraceByIDResponse`), in JSON or
+//! protobuf by the `Accept` header.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
+use crate::trace_json;
+
+const PROTOBUF: &str = "application/protobuf";
+
+/// `start` / `end` query parameters (unix seconds) restricting the blocks searched.
+#[derive(Debug, Deserialize)]
+pub struct TimeRange {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl TimeRange {
+    /// The range in unix nanos, or `None` when absent.
+    fn nanos(&self) -> Result<Option<(i64, i64)>> {
+        let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<u32>()
+                        .map(|secs| secs as i64 * 1_000_000_000)
+                        .map_err(|_| Error::bad_request(format!("invalid {name} {s:?}: expected unix seconds")))
+                })
+                .transpose()
+        };
+        match (parse("start", &self.start)?, parse("end", &self.end)?) {
+            (None, None) => Ok(None),
+            (start, end) => {
+                let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX));
+                if start > end {
+                    return Err(Error::bad_request("invalid time range: start must not be after end"));
+                }
+                // End is inclusive to the second.
+                Ok(Some((start, end.saturating_add(999_999_999))))
+            }
+        }
+    }
+}
+
+/// Parses a trace id as Tempo does: up to 32 hex digits, shorter ids
+/// (64-bit Jaeger/Zipkin ids) left-padded with zeros.
+pub fn parse_trace_id(text: &str) -> Result<[u8; 16]> {
+    let invalid = || Error::bad_request(format!("invalid trace id {text:?}: expected up to 32 hex digits"));
+    if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    let padded = format!("{text:0>32}");
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&padded, &mut id).map_err(|_| invalid())?;
+    if id == [0; 16] {
+        return Err(invalid());
+    }
+    Ok(id)
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(PROTOBUF) || a.contains("application/x-protobuf"))
+}
+
+async fn find(state: &AppState, headers: &HeaderMap, id: &str, range: &TimeRange) -> Result<Option<Vec<ResourceSpans>>> {
+    let tenant = state.tenant(headers)?;
+    let trace_id = parse_trace_id(id)?;
+    Ok(state.engine.query.trace_by_id(&tenant, trace_id, range.nanos()?).await?)
+}
+
+fn protobuf_response(message: impl Message) -> Response {
+    ([(header::CONTENT_TYPE, PROTOBUF)], message.encode_to_vec()).into_response()
+}
+
+/// `GET /api/traces/{id}`.
+pub async fn trace_v1(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(range): Query<TimeRange>,
+) -> Result<Response> {
+    let Some(batches) = find(&state, &headers, &id, &range).await? else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    if wants_protobuf(&headers) {
+        return Ok(protobuf_response(Trace { resource_spans: batches }));
+    }
+    let batches: Vec<_> = batches.iter().map(trace_json::resource_spans).collect();
+    Ok(axum::Json(json!({ "batches": batches })).into_response())
+}
+
+/// `GET /api/v2/traces/{id}`.
+pub async fn trace_v2(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(range): Query<TimeRange>,
+) -> Result<Response> {
+    let Some(batches) = find(&state, &headers, &id, &range).await? else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    if wants_protobuf(&headers) {
+        return Ok(protobuf_response(TraceByIdResponse {
+            trace: Some(Trace { resource_spans: batches }),
+            metrics: Some(TraceByIdMetrics::default()),
+            status: PartialStatus::Complete as i32,
+            message: String::new(),
+        }));
+    }
+    let resource_spans: Vec<_> = batches.iter().map(trace_json::resource_spans).collect();
+    Ok(axum::Json(json!({ "trace": { "resourceSpans": resource_spans }, "metrics": {} })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_parse_like_tempo() {
+        assert_eq!(parse_trace_id("1").unwrap()[15], 1);
+        assert_eq!(parse_trace_id("0102030405060708090a0b0c0d0e0f10").unwrap()[0], 1);
+        for bad in ["", "xyz", "000000000000000000000000000000000", "0", "0102030405060708090a0b0c0d0e0f1g"] {
+            assert!(parse_trace_id(bad).is_err(), "{bad}");
+        }
+    }
+}

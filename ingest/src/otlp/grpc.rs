@@ -1,0 +1,73 @@
+//! OTLP over gRPC (:4317), gzip accepted.
+
+use std::net::SocketAddr;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::export_response;
+use crate::body::BodyLimits;
+use crate::distributor::{Distributor, TENANT_HEADER};
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+#[derive(Debug, Clone)]
+pub struct OtlpGrpc {
+    distributor: Distributor,
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpGrpc {
+    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let tenant = self.distributor.tenant(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+        let request = request.into_inner();
+        let outcome =
+            self.distributor.push(&tenant, "otlp_grpc", request.encoded_len(), &request.resource_spans).await?;
+        Ok(Response::new(export_response(&outcome)))
+    }
+}
+
+/// The OTLP trace service with gzip and the size limit applied.
+pub fn otlp_grpc_service(distributor: Distributor, limits: BodyLimits) -> TraceServiceServer<OtlpGrpc> {
+    TraceServiceServer::new(OtlpGrpc { distributor })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limits.max_decompressed_bytes)
+}
+
+/// tonic answers an oversized message with OUT_OF_RANGE; gRPC's convention
+/// (and every OTLP exporter's retry logic) expects RESOURCE_EXHAUSTED.
+fn oversize_is_resource_exhausted(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if response.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == out_of_range.as_bytes()) {
+        let code = (tonic::Code::ResourceExhausted as i32).to_string();
+        response.headers_mut().insert("grpc-status", http::HeaderValue::from_str(&code).expect("digits"));
+    }
+    response
+}
+
+/// Serves `service` on an already-bound listener until `shutdown` resolves.
+pub async fn grpc_server<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error>
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::debug!(?addr, "gRPC server starting");
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted as fn(_) -> _))
+        .add_service(service)
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await
+}
