@@ -1,11 +1,6 @@
 //! The `spanlake` binary: a Tempo-compatible tracing backend on DataFusion.
 
-mod config;
-mod error;
-mod http;
-mod server;
-mod tempopb;
-mod trace_json;
+use spanlake::{config, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

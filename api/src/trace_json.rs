@@ -64,6 +64,11 @@ fn any_value(v: &AnyValue) -> Json {
         Some(Value::StringValue(s)) => json!({ "stringValue": s }),
         Some(Value::BoolValue(b)) => json!({ "boolValue": b }),
         Some(Value::IntValue(i)) => json!({ "intValue": i.to_string() }),
+        // Protobuf JSON spells non-finite doubles as strings.
+        Some(Value::DoubleValue(d)) if d.is_nan() => json!({ "doubleValue": "NaN" }),
+        Some(Value::DoubleValue(d)) if d.is_infinite() => {
+            json!({ "doubleValue": if *d > 0.0 { "Infinity" } else { "-Infinity" } })
+        }
         Some(Value::DoubleValue(d)) => json!({ "doubleValue": d }),
         Some(Value::BytesValue(b)) => json!({ "bytesValue": BASE64.encode(b) }),
         Some(Value::ArrayValue(a)) => json!({ "arrayValue": Obj::new().list("values", a.values.iter().map(any_value).collect()).done() }),

@@ -6,7 +6,7 @@ use std::io::Read;
 use axum::body::Body;
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 use crate::error::{Error, Result};
 
@@ -25,13 +25,31 @@ impl Default for BodyLimits {
     }
 }
 
+/// How much of an oversized body is read and discarded before answering 413:
+/// clients that are still sending when the connection closes see a reset
+/// instead of our answer.
+const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
 /// Reads the whole body (chunked or not) and undoes `Content-Encoding: gzip`.
-pub async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Result<Bytes> {
-    let raw = match Limited::new(body, limits.max_request_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(Error::PayloadTooLarge { limit: limits.max_request_bytes }),
-        Err(e) => return Err(Error::decode("http", format!("reading request body: {e}"))),
-    };
+pub async fn read_body(headers: &HeaderMap, mut body: Body, limits: BodyLimits) -> Result<Bytes> {
+    let mut raw = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::decode("http", format!("reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > limits.max_request_bytes {
+            if seen > OVERSIZE_DRAIN_BYTES {
+                break;
+            }
+            continue;
+        }
+        raw.extend_from_slice(&data);
+    }
+    if seen > limits.max_request_bytes {
+        return Err(Error::PayloadTooLarge { limit: limits.max_request_bytes });
+    }
+    let raw = raw.freeze();
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())

@@ -51,12 +51,12 @@ create_venv() {
   fi
   log "'$python -m venv' failed (no venv/ensurepip module?); falling back to virtualenv"
   rm -rf "$venv"
-  local tool
+  local tool rc=0
   tool="$(mktemp -d)"
-  # shellcheck disable=SC2064
-  trap "rm -rf '$tool'" RETURN
-  "$python" -m pip install --quiet --target "$tool" virtualenv >&2
-  PYTHONPATH="$tool" "$python" -m virtualenv --quiet "$venv" >&2
+  { "$python" -m pip install --quiet --target "$tool" virtualenv >&2 &&
+    PYTHONPATH="$tool" "$python" -m virtualenv --quiet "$venv" >&2; } || rc=$?
+  rm -rf "$tool"
+  return "$rc"
 }
 
 if ! up_to_date; then

@@ -37,13 +37,24 @@ pub fn otlp_grpc_service(distributor: Distributor, limits: BodyLimits) -> TraceS
         .max_decoding_message_size(limits.max_decompressed_bytes)
 }
 
-/// tonic answers an oversized message with OUT_OF_RANGE; gRPC's convention
-/// (and every OTLP exporter's retry logic) expects RESOURCE_EXHAUSTED.
-fn oversize_is_resource_exhausted(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    if response.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == out_of_range.as_bytes()) {
-        let code = (tonic::Code::ResourceExhausted as i32).to_string();
-        response.headers_mut().insert("grpc-status", http::HeaderValue::from_str(&code).expect("digits"));
+/// Brings tonic's codes for undecodable requests in line with gRPC's
+/// conventions (and OTLP exporters' retry logic): an oversized message is
+/// RESOURCE_EXHAUSTED (tonic: OUT_OF_RANGE) and malformed protobuf is
+/// INVALID_ARGUMENT (tonic: INTERNAL, which clients would retry).
+fn normalize_decode_errors(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let code = |c: tonic::Code| (c as i32).to_string();
+    let headers = response.headers();
+    let status = headers.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let replacement = if status == code(tonic::Code::OutOfRange) {
+        Some(code(tonic::Code::ResourceExhausted))
+    } else if status == code(tonic::Code::Internal) && message.starts_with("failed%20to%20decode%20Protobuf") {
+        Some(code(tonic::Code::InvalidArgument))
+    } else {
+        None
+    };
+    if let Some(replacement) = replacement {
+        response.headers_mut().insert("grpc-status", http::HeaderValue::from_str(&replacement).expect("digits"));
     }
     response
 }
@@ -66,7 +77,7 @@ where
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(?addr, "gRPC server starting");
     tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted as fn(_) -> _))
+        .layer(tower::util::MapResponseLayer::new(normalize_decode_errors as fn(_) -> _))
         .add_service(service)
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
         .await
