@@ -219,3 +219,18 @@ pub async fn post_otlp(server: &TestServer, spans: Vec<ResourceSpans>, tenant: O
     let r = req.send().await.unwrap();
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
+
+/// The test virtualenv's python (OpenTelemetry SDK, moto), created on first
+/// use by `api/tests/python/ensure_venv.sh` (a no-op when up to date).
+pub fn venv_python() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ensure_venv.sh");
+    let out = Command::new("bash").arg(script).arg("target/pyenv").stderr(Stdio::inherit()).output().expect("run ensure_venv.sh");
+    assert!(out.status.success(), "ensure_venv.sh failed");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(stdout.lines().last().expect("python path").trim())
+}
+
+/// Path of a helper script in `api/tests/python`.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+}
