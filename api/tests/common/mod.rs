@@ -22,6 +22,8 @@ pub struct Options {
     pub ingester_yaml: String,
     /// Top-level YAML appended as is.
     pub extra_yaml: String,
+    /// Environment variables of the server process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `spanlake serve`.
@@ -59,6 +61,7 @@ impl TestServer {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
