@@ -141,3 +141,37 @@ async fn grpc_errors_use_grpc_status_codes() {
     let ok = client.export(ExportTraceServiceRequest { resource_spans: vec![trace(random_trace_id(), "s", &[(1, None, "a")])] }).await;
     assert!(ok.is_ok(), "still serving: {ok:?}");
 }
+
+#[tokio::test]
+async fn overload_is_429_and_resource_exhausted_not_unbounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        dir.path(),
+        Options { ingester_yaml: "max_unflushed_bytes: 1\nmax_block_duration: 1h\n".into(), ..Default::default() },
+    );
+    let id = random_trace_id();
+    assert_eq!(post_otlp(&server, vec![trace(id, "s", &[(1, None, "first")])], None).await.0, 200);
+    let (status, _) = post_otlp(&server, vec![trace(random_trace_id(), "s", &[(1, None, "second")])], None).await;
+    assert_eq!(status, 429);
+    let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc)).await.unwrap();
+    let err = client
+        .export(ExportTraceServiceRequest { resource_spans: vec![trace(random_trace_id(), "s", &[(1, None, "a")])] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    // Once flushed, writes are accepted again; the acknowledged span is kept.
+    server.flush().await;
+    assert_eq!(post_otlp(&server, vec![trace(random_trace_id(), "s", &[(1, None, "third")])], None).await.0, 200);
+    assert_eq!(server.span_names(&id).await, ["first"]);
+}
+
+#[tokio::test]
+async fn multitenant_mode_refuses_requests_without_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), Options { extra_yaml: "multitenancy_enabled: true\n".into(), ..Default::default() });
+    let rs = || vec![trace(random_trace_id(), "s", &[(1, None, "a")])];
+    assert_eq!(post_otlp(&server, rs(), None).await.0, 401);
+    assert_eq!(post_otlp(&server, rs(), Some("acme")).await.0, 200);
+    let r = reqwest::get(server.url("/api/traces/0123456789abcdef")).await.unwrap();
+    assert_eq!(r.status(), 401);
+}

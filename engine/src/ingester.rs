@@ -322,9 +322,10 @@ impl Ingester {
         if prepared.num_rows() == 0 {
             return Ok(());
         }
-        let meta = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared).await?;
+        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared).await?;
+        let meta = &block.meta;
         tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
-        self.catalog.add(meta).await?;
+        self.catalog.add(block).await?;
         self.metrics.blocks_flushed.inc();
         self.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
         Ok(())

@@ -112,3 +112,28 @@ async fn trace_id_filter_is_pushed_into_the_parquet_scan() {
     assert!(plan.contains("DataSourceExec: file_groups"), "{plan}");
     assert!(plan.contains("predicate=trace_id@0 = "), "filter reaches the Parquet scan: {plan}");
 }
+
+#[tokio::test]
+async fn trace_lookup_opens_only_blocks_whose_filter_may_hold_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    // Each block holds traces 0x01 and 0xF0 (so every trace-id range covers 0x42..)
+    // plus one trace of its own.
+    for own in [0x40u8, 0x42, 0x44] {
+        append(&engine, "t1", spans(1, &[(own, None)])).await;
+        append(&engine, "t1", spans(0xF0, &[(own, None)])).await;
+        append(&engine, "t1", spans(own, &[(1, None)])).await;
+        engine.ingester.flush(true).await.unwrap();
+    }
+    // Reload so the filters come from bloom.bin, not from the flush.
+    drop(engine);
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    assert_eq!(engine.catalog.blocks("t1").len(), 3);
+    let ctx = engine.query.session("t1").unwrap();
+    let df = ctx.sql("EXPLAIN SELECT name FROM spans WHERE trace_id = X'42424242424242424242424242424242'").await.unwrap();
+    let plan = arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap()).unwrap().to_string();
+    assert_eq!(plan.matches("data.parquet").count(), 1, "only the block holding the trace is opened: {plan}");
+    assert_eq!(span_names(&engine, "t1", 0x42).await, ["span-1"]);
+    assert_eq!(span_names(&engine, "t1", 0x01).await, ["span-64", "span-66", "span-68"]);
+}

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use parquet::bloom_filter::Sbbf;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::RwLock;
 
-use super::meta::{BlockMeta, TenantIndex};
+use super::meta::{BlockMeta, LiveBlock, TenantIndex};
 use crate::error::Result;
 use crate::storage::Layout;
 
@@ -17,7 +19,7 @@ use crate::storage::Layout;
 pub struct BlockCatalog {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
-    tenants: RwLock<HashMap<String, Arc<Vec<Arc<BlockMeta>>>>>,
+    tenants: RwLock<HashMap<String, Arc<Vec<Arc<LiveBlock>>>>>,
     /// Serialises index.json rewrites.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -27,17 +29,16 @@ impl BlockCatalog {
     /// exists once its meta does), which also repairs an index that missed a
     /// block because the process died between writing the meta and the index.
     pub async fn load(store: Arc<dyn ObjectStore>, layout: Layout) -> Result<Self> {
-        let mut found: HashMap<String, Vec<Arc<BlockMeta>>> = HashMap::new();
+        let mut found: HashMap<String, Vec<Arc<LiveBlock>>> = HashMap::new();
         let objects: Vec<_> = store.list(layout.root().as_ref()).try_collect().await?;
-        for object in objects {
-            if object.location.filename() != Some("meta.json") {
-                continue;
-            }
-            let bytes = store.get(&object.location).await?.bytes().await?;
-            match serde_json::from_slice::<BlockMeta>(&bytes) {
-                Ok(meta) => found.entry(meta.tenant.clone()).or_default().push(Arc::new(meta)),
-                Err(e) => tracing::warn!(path = %object.location, error = %e, "skipping unreadable block meta"),
-            }
+        let metas = objects.into_iter().filter(|o| o.location.filename() == Some("meta.json"));
+        let loaded: Vec<Option<LiveBlock>> = futures::stream::iter(metas)
+            .map(|object| load_block(&store, &layout, object.location))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        for block in loaded.into_iter().flatten() {
+            found.entry(block.meta.tenant.clone()).or_default().push(Arc::new(block));
         }
         let catalog = Self {
             store,
@@ -46,7 +47,7 @@ impl BlockCatalog {
             write_lock: tokio::sync::Mutex::new(()),
         };
         for (tenant, mut blocks) in found {
-            blocks.sort_by_key(|b| (b.min_start_unix_nano, b.block_id));
+            blocks.sort_by_key(|b| (b.meta.min_start_unix_nano, b.meta.block_id));
             catalog.tenants.write().insert(tenant.clone(), Arc::new(blocks));
             catalog.persist(&tenant).await?;
         }
@@ -54,7 +55,7 @@ impl BlockCatalog {
     }
 
     /// The live blocks of `tenant` (a snapshot).
-    pub fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<BlockMeta>>> {
+    pub fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>> {
         self.tenants.read().get(tenant).cloned().unwrap_or_default()
     }
 
@@ -64,22 +65,41 @@ impl BlockCatalog {
     }
 
     /// Adds a block whose data and meta are written, and rewrites the index.
-    pub async fn add(&self, meta: BlockMeta) -> Result<()> {
+    pub async fn add(&self, block: LiveBlock) -> Result<()> {
         let _guard = self.write_lock.lock().await;
-        let tenant = meta.tenant.clone();
+        let tenant = block.meta.tenant.clone();
         {
             let mut tenants = self.tenants.write();
             let mut blocks = tenants.get(&tenant).map(|b| b.as_ref().clone()).unwrap_or_default();
-            blocks.push(Arc::new(meta));
+            blocks.push(Arc::new(block));
             tenants.insert(tenant.clone(), Arc::new(blocks));
         }
         self.persist(&tenant).await
     }
 
     async fn persist(&self, tenant: &str) -> Result<()> {
-        let index = TenantIndex { blocks: self.blocks(tenant).iter().map(|b| b.as_ref().clone()).collect() };
+        let index = TenantIndex { blocks: self.blocks(tenant).iter().map(|b| b.meta.clone()).collect() };
         let json = serde_json::to_vec(&index)?;
         self.store.put(&self.layout.index(tenant), PutPayload::from(json)).await?;
         Ok(())
     }
+}
+
+/// Reads a block's meta and trace filter; `None` (with a warning) when the
+/// meta is unreadable, so one bad object does not stop the server.
+async fn load_block(store: &Arc<dyn ObjectStore>, layout: &Layout, meta_path: Path) -> Result<Option<LiveBlock>> {
+    let bytes = store.get(&meta_path).await?.bytes().await?;
+    let meta = match serde_json::from_slice::<BlockMeta>(&bytes) {
+        Ok(meta) => meta,
+        Err(e) => {
+            tracing::warn!(path = %meta_path, error = %e, "skipping unreadable block meta");
+            return Ok(None);
+        }
+    };
+    let trace_filter = match store.get(&layout.bloom(&meta.tenant, meta.block_id)).await {
+        Ok(result) => Some(Sbbf::new(&result.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(LiveBlock { meta, trace_filter }))
 }

@@ -1,5 +1,6 @@
 //! `meta.json` of a block and the tenant index that lists live blocks.
 
+use parquet::bloom_filter::Sbbf;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,8 +30,8 @@ pub struct BlockMeta {
 }
 
 impl BlockMeta {
-    /// Could this block hold spans of `trace_id` (16 bytes)?
-    pub fn may_contain_trace(&self, trace_id: &[u8]) -> bool {
+    /// Is `trace_id` (16 bytes) inside the block's trace-id range?
+    pub fn trace_in_range(&self, trace_id: &[u8]) -> bool {
         let id = hex::encode(trace_id);
         self.min_trace_id.as_str() <= id.as_str() && id.as_str() <= self.max_trace_id.as_str()
     }
@@ -38,6 +39,23 @@ impl BlockMeta {
     /// Does the block overlap `[start, end]` (unix nanos, inclusive)?
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
         self.min_start_unix_nano <= end && start <= self.max_end_unix_nano
+    }
+}
+
+/// A block known to the catalog: its meta plus the block-wide bloom filter
+/// of its trace ids (`bloom.bin`), held in memory so that a lookup by trace
+/// id opens only the blocks that may hold it, however many blocks there are.
+#[derive(Debug, Clone)]
+pub struct LiveBlock {
+    pub meta: BlockMeta,
+    /// `None` for blocks written without a filter (the range check still applies).
+    pub trace_filter: Option<Sbbf>,
+}
+
+impl LiveBlock {
+    /// Could this block hold spans of `trace_id` (16 bytes)?
+    pub fn may_contain_trace(&self, trace_id: &[u8]) -> bool {
+        self.meta.trace_in_range(trace_id) && self.trace_filter.as_ref().is_none_or(|f| f.check(trace_id))
     }
 }
 

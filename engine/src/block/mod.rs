@@ -7,5 +7,5 @@ mod nested_set;
 mod writer;
 
 pub use catalog::BlockCatalog;
-pub use meta::{BlockMeta, TenantIndex};
+pub use meta::{BlockMeta, LiveBlock, TenantIndex};
 pub use writer::{prepare_block, write_block};

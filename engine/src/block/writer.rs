@@ -14,11 +14,12 @@ use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use uuid::Uuid;
 
-use super::meta::BlockMeta;
+use super::meta::{BlockMeta, LiveBlock};
 use super::nested_set::{TraceSpans, nested_set};
 use crate::config::BlockConfig;
 use crate::error::{Error, Result};
@@ -168,7 +169,7 @@ pub async fn write_block(
     config: &BlockConfig,
     tenant: &str,
     batch: &RecordBatch,
-) -> Result<BlockMeta> {
+) -> Result<LiveBlock> {
     if batch.num_rows() == 0 {
         return Err(Error::internal("refusing to write an empty block"));
     }
@@ -207,7 +208,17 @@ pub async fn write_block(
         dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
         created_unix_seconds: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
+    let mut filter = Sbbf::new_with_ndv_fpp(trace_count, config.bloom_filter_fpp)?;
+    for row in 0..trace_ids.len() {
+        if row == 0 || trace_ids.value(row) != trace_ids.value(row - 1) {
+            filter.insert(trace_ids.value(row));
+        }
+    }
+    let mut bitset = Vec::new();
+    filter.write_bitset(&mut bitset)?;
+    store.put(&layout.bloom(tenant, block_id), PutPayload::from(bitset)).await?;
+
     let json = serde_json::to_vec_pretty(&meta)?;
     store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
-    Ok(meta)
+    Ok(LiveBlock { meta, trace_filter: Some(filter) })
 }

@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 pub use table::{SpanSource, SpansTable};
 
-use crate::block::{BlockCatalog, BlockMeta};
+use crate::block::{BlockCatalog, LiveBlock};
 use crate::convert::batches_to_resource_spans;
 use crate::error::{Error, Result};
 use crate::ingester::Ingester;
@@ -40,7 +40,7 @@ impl SpanSource for LiveSpans {
         self.ingester.unflushed_batches(tenant)
     }
 
-    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<BlockMeta>>> {
+    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>> {
         self.catalog.blocks(tenant)
     }
 }

@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
-use crate::block::BlockMeta;
+use crate::block::LiveBlock;
 use crate::schema::{col, span_schema};
 use crate::storage::Layout;
 
@@ -30,7 +30,7 @@ pub trait SpanSource: Send + Sync + std::fmt::Debug {
     /// Batches not yet in blocks (head and sealed heads).
     fn unflushed(&self, tenant: &str) -> Vec<arrow::record_batch::RecordBatch>;
     /// Live blocks.
-    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<BlockMeta>>>;
+    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>>;
 }
 
 /// The `spans` table of one tenant.
@@ -57,9 +57,9 @@ impl SpansTable {
         self
     }
 
-    fn block_may_match(&self, block: &BlockMeta, trace_ids: &[Vec<u8>]) -> bool {
+    fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<u8>]) -> bool {
         if let Some((start, end)) = self.block_time_range
-            && !block.overlaps(start, end)
+            && !block.meta.overlaps(start, end)
         {
             return false;
         }
@@ -122,7 +122,7 @@ impl TableProvider for SpansTable {
             .blocks(&self.tenant)
             .iter()
             .filter(|b| self.block_may_match(b, &trace_ids))
-            .map(|b| PartitionedFile::new(self.layout.data(&self.tenant, b.block_id).to_string(), b.size_bytes))
+            .map(|b| PartitionedFile::new(self.layout.data(&self.tenant, b.meta.block_id).to_string(), b.meta.size_bytes))
             .collect();
         if !files.is_empty() {
             let partitions = state.config().target_partitions().max(1);

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <root>/<tenant>/blocks/<block_id>/data.parquet
+//! <root>/<tenant>/blocks/<block_id>/bloom.bin     # trace-id bloom filter
 //! <root>/<tenant>/blocks/<block_id>/meta.json   # written last
 //! <root>/<tenant>/index.json                    # live block metas
 //! ```
@@ -61,6 +62,11 @@ impl Layout {
     /// `<tenant>/blocks/<id>/meta.json`
     pub fn meta(&self, tenant: &str, block: Uuid) -> Path {
         self.join(format!("{tenant}/blocks/{block}/meta.json"))
+    }
+
+    /// `<tenant>/blocks/<id>/bloom.bin`: bloom filter bitset of the block's trace ids.
+    pub fn bloom(&self, tenant: &str, block: Uuid) -> Path {
+        self.join(format!("{tenant}/blocks/{block}/bloom.bin"))
     }
 
     /// `<tenant>/index.json`
