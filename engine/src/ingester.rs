@@ -19,7 +19,7 @@ use object_store::ObjectStore;
 use parking_lot::Mutex;
 
 use crate::block::{BlockCatalog, prepare_block, write_block};
-use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig};
+use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig, TraceStorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
 use crate::schema::{col, column_index};
@@ -110,17 +110,16 @@ impl std::fmt::Debug for Ingester {
 impl Ingester {
     /// Opens the ingester and replays the WAL: every segment found becomes a
     /// sealed head, queryable at once and flushed by the next [`flush`](Self::flush).
-    #[allow(clippy::too_many_arguments)]
+    /// WAL and block settings come from `storage`.
     pub fn open(
         config: IngesterConfig,
-        block_config: BlockConfig,
-        wal_dir: PathBuf,
-        fsync: FsyncPolicy,
+        storage: &TraceStorageConfig,
         store: Arc<dyn ObjectStore>,
         layout: Layout,
         catalog: Arc<BlockCatalog>,
         metrics: EngineMetrics,
     ) -> Result<Self> {
+        let wal_dir = storage.wal.path.clone();
         std::fs::create_dir_all(&wal_dir).map_err(Error::io(format!("creating WAL dir {}", wal_dir.display())))?;
         let replayed = wal::replay(&wal_dir)?;
         let next_seq = replayed.iter().map(|s| s.seq + 1).max().unwrap_or(1);
@@ -137,9 +136,9 @@ impl Ingester {
         }
         Ok(Self {
             config,
-            block_config,
+            block_config: storage.block.clone(),
             wal_dir,
-            fsync,
+            fsync: storage.wal.fsync,
             store,
             layout,
             catalog,

@@ -34,9 +34,7 @@ impl Engine {
         let catalog = Arc::new(BlockCatalog::load(store.clone(), layout.clone()).await?);
         let ingester = Arc::new(Ingester::open(
             ingester.clone(),
-            trace.block.clone(),
-            trace.wal.path.clone(),
-            trace.wal.fsync,
+            trace,
             store.clone(),
             layout.clone(),
             catalog.clone(),

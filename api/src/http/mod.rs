@@ -14,6 +14,7 @@ use spanlake_engine::Engine;
 use spanlake_ingest::{TENANT_HEADER, Tenancy};
 
 use crate::error::Result;
+use traces::ApiVersion;
 
 /// Shared state of the query API.
 #[derive(Clone)]
@@ -35,8 +36,8 @@ impl AppState {
 /// All routes of the query API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/traces/{id}", get(traces::trace_v1))
-        .route("/api/v2/traces/{id}", get(traces::trace_v2))
+        .route("/api/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V1, s, h, p, q)))
+        .route("/api/v2/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V2, s, h, p, q)))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/echo", get(ops::echo))

@@ -84,25 +84,18 @@ fn protobuf_response(message: impl Message) -> Response {
     ([(header::CONTENT_TYPE, PROTOBUF)], message.encode_to_vec()).into_response()
 }
 
-/// `GET /api/traces/{id}`.
-pub async fn trace_v1(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(range): Query<TimeRange>,
-) -> Result<Response> {
-    let Some(batches) = find(&state, &headers, &id, &range).await? else {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    };
-    if wants_protobuf(&headers) {
-        return Ok(protobuf_response(Trace { resource_spans: batches }));
-    }
-    let batches: Vec<_> = batches.iter().map(trace_json::resource_spans).collect();
-    Ok(axum::Json(json!({ "batches": batches })).into_response())
+/// Which trace-by-id API a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `/api/traces/{id}`: `tempopb.Trace`, JSON key `batches`.
+    V1,
+    /// `/api/v2/traces/{id}`: `TraceByIDResponse`.
+    V2,
 }
 
-/// `GET /api/v2/traces/{id}`.
-pub async fn trace_v2(
+/// `GET /api/traces/{id}` and `GET /api/v2/traces/{id}`.
+pub async fn trace_by_id(
+    version: ApiVersion,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -111,16 +104,24 @@ pub async fn trace_v2(
     let Some(batches) = find(&state, &headers, &id, &range).await? else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
-    if wants_protobuf(&headers) {
-        return Ok(protobuf_response(TraceByIdResponse {
+    let protobuf = wants_protobuf(&headers);
+    Ok(match (version, protobuf) {
+        (ApiVersion::V1, true) => protobuf_response(Trace { resource_spans: batches }),
+        (ApiVersion::V2, true) => protobuf_response(TraceByIdResponse {
             trace: Some(Trace { resource_spans: batches }),
             metrics: Some(TraceByIdMetrics::default()),
             status: PartialStatus::Complete as i32,
             message: String::new(),
-        }));
-    }
-    let resource_spans: Vec<_> = batches.iter().map(trace_json::resource_spans).collect();
-    Ok(axum::Json(json!({ "trace": { "resourceSpans": resource_spans }, "metrics": {} })).into_response())
+        }),
+        (version, false) => {
+            let resource_spans: Vec<_> = batches.iter().map(trace_json::resource_spans).collect();
+            let body = match version {
+                ApiVersion::V1 => json!({ "batches": resource_spans }),
+                ApiVersion::V2 => json!({ "trace": { "resourceSpans": resource_spans }, "metrics": {} }),
+            };
+            axum::Json(body).into_response()
+        }
+    })
 }
 
 #[cfg(test)]
