@@ -74,9 +74,16 @@ struct Sealed {
     segment_path: PathBuf,
 }
 
+#[derive(Default)]
 struct TenantState {
     head: Option<Head>,
     sealed: Vec<Arc<Sealed>>,
+    /// Bumped on every change of `head` or `sealed`.
+    generation: u64,
+    /// The unflushed spans prepared like a block (sorted, trace-level and
+    /// nested-set columns filled) at `generation`, so queries see the same
+    /// columns in the head as in blocks.
+    prepared: Option<(u64, RecordBatch)>,
 }
 
 impl TenantState {
@@ -130,7 +137,7 @@ impl Ingester {
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
             let state = tenants
                 .entry(segment.tenant.clone())
-                .or_insert_with(|| Arc::new(Mutex::new(TenantState { head: None, sealed: Vec::new() })));
+                .or_default();
             let bytes = segment.batches.iter().map(|b| b.get_array_memory_size()).sum();
             state.lock().sealed.push(Arc::new(Sealed { batches: segment.batches, bytes, segment_path: segment.path }));
         }
@@ -151,11 +158,7 @@ impl Ingester {
     }
 
     fn tenant(&self, tenant: &str) -> Arc<Mutex<TenantState>> {
-        self.tenants
-            .lock()
-            .entry(tenant.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(TenantState { head: None, sealed: Vec::new() })))
-            .clone()
+        self.tenants.lock().entry(tenant.to_owned()).or_default().clone()
     }
 
     fn new_segment(&self, tenant: &str) -> Result<WalSegment> {
@@ -199,18 +202,44 @@ impl Ingester {
         head.segment.append(&batch)?;
         self.metrics.wal_append_duration.observe(started.elapsed().as_secs_f64());
         head.push(batch, false);
+        state.generation += 1;
         Ok(())
     }
 
-    /// Every batch of `tenant` not yet in a block: the head and sealed heads.
+    /// Every span of `tenant` not yet in a block (head and sealed heads),
+    /// prepared like a block: sorted by trace, duplicates dropped, trace-level
+    /// and nested-set columns filled. Cached until the next write or cut.
     pub fn unflushed_batches(&self, tenant: &str) -> Vec<RecordBatch> {
         let Some(state) = self.tenants.lock().get(tenant).cloned() else { return Vec::new() };
-        let state = state.lock();
-        let mut out: Vec<RecordBatch> = state.sealed.iter().flat_map(|s| s.batches.iter().cloned()).collect();
-        if let Some(head) = &state.head {
-            out.extend(head.batches.iter().cloned());
+        let (raw, generation) = {
+            let state = state.lock();
+            if let Some((generation, prepared)) = &state.prepared
+                && *generation == state.generation
+            {
+                return vec![prepared.clone()];
+            }
+            let mut raw: Vec<RecordBatch> = state.sealed.iter().flat_map(|s| s.batches.iter().cloned()).collect();
+            if let Some(head) = &state.head {
+                raw.extend(head.batches.iter().cloned());
+            }
+            (raw, state.generation)
+        };
+        if raw.is_empty() {
+            return raw;
         }
-        out
+        match prepare_block(&raw) {
+            Ok(prepared) => {
+                let mut state = state.lock();
+                if state.generation == generation {
+                    state.prepared = Some((generation, prepared.clone()));
+                }
+                vec![prepared]
+            }
+            Err(e) => {
+                tracing::error!(%tenant, error = %e, "preparing unflushed spans failed; serving them raw");
+                raw
+            }
+        }
     }
 
     /// Cuts heads that are due (or all, when `force`) and writes every sealed
@@ -229,7 +258,10 @@ impl Ingester {
             for head in sealed {
                 match self.write_sealed(&tenant, &head).await {
                     Ok(()) => {
-                        state.lock().sealed.retain(|s| !Arc::ptr_eq(s, &head));
+                        let mut state = state.lock();
+                        state.sealed.retain(|s| !Arc::ptr_eq(s, &head));
+                        state.generation += 1;
+                        drop(state);
                         if let Err(e) = std::fs::remove_file(&head.segment_path) {
                             tracing::warn!(path = %head.segment_path.display(), error = %e, "could not delete flushed WAL segment");
                         }

@@ -1,0 +1,307 @@
+//! The TraceQL abstract syntax tree, as the parser produces it and the
+//! compiler consumes it. It follows the structure of Tempo's grammar:
+//! a query is a spanset expression followed by pipeline stages, optionally
+//! ending in a metrics aggregate, plus `with(...)` hints.
+
+use std::fmt;
+
+/// Byte offsets `[start, end)` of a node in the query text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A whole query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub pipeline: Pipeline,
+    /// `with(key = value, ...)` hints, in order.
+    pub hints: Vec<Hint>,
+}
+
+/// A spanset expression followed by `| stage` elements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub source: SpansetExpr,
+    pub stages: Vec<Stage>,
+}
+
+/// An expression producing spansets (one per trace).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpansetExpr {
+    /// `{ condition }`; `{ }` is `Filter(Static(Bool(true)))`.
+    Filter { condition: FieldExpr, pos: Pos },
+    /// `lhs op rhs` between spansets: `&&`, `||` and the structural operators.
+    Binary { op: SpansetOp, lhs: Box<SpansetExpr>, rhs: Box<SpansetExpr>, pos: Pos },
+    /// A parenthesised pipeline used as a spanset, e.g. `({ a } | count() > 1) && { b }`.
+    Pipeline(Box<Pipeline>),
+}
+
+/// Operators between two spansets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpansetOp {
+    /// `&&`: traces where both sides match; spans of both sides.
+    And,
+    /// `||`: spans of either side.
+    Or,
+    /// `>>` descendant, `>` child, `<<` ancestor, `<` parent, `~` sibling.
+    Structural(Structural),
+    /// `!>>` etc.: right-hand spans with no such relation to a left-hand span.
+    NotStructural(Structural),
+    /// `&>>` etc.: spans of both sides that stand in the relation.
+    UnionStructural(Structural),
+}
+
+/// Structural relations, read as "rhs is <relation> of lhs".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Structural {
+    /// `>>`: rhs is a descendant of lhs.
+    Descendant,
+    /// `>`: rhs is a child of lhs.
+    Child,
+    /// `<<`: rhs is an ancestor of lhs.
+    Ancestor,
+    /// `<`: rhs is the parent of lhs.
+    Parent,
+    /// `~`: rhs is a sibling of lhs.
+    Sibling,
+}
+
+/// One `| ...` element of a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// `| { condition }`: filter the spans of each spanset.
+    Filter { condition: FieldExpr, pos: Pos },
+    /// `| <scalar> <cmp> <scalar>`, e.g. `| count() > 2`, `| avg(duration) > 1s`.
+    ScalarFilter { lhs: ScalarExpr, op: BinaryOp, rhs: ScalarExpr, pos: Pos },
+    /// `| by(expr, ...)`: regroup spansets by the values of the expressions.
+    By { exprs: Vec<FieldExpr>, pos: Pos },
+    /// `| select(expr, ...)`: add attributes to the returned spans.
+    Select { exprs: Vec<FieldExpr>, pos: Pos },
+    /// `| coalesce()`: merge the spansets of a trace into one.
+    Coalesce { pos: Pos },
+    /// `| rate() by (...)` and the other metrics functions (must be last,
+    /// save for one `topk`/`bottomk` after it).
+    Metrics(MetricsAggregate),
+    /// `| topk(n)` / `| bottomk(n)` after a metrics aggregate.
+    TopK { bottom: bool, n: i64, pos: Pos },
+}
+
+/// Aggregates usable in scalar filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateOp {
+    Count,
+    Avg,
+    Min,
+    Max,
+    Sum,
+}
+
+/// An expression evaluating to one value per spanset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScalarExpr {
+    /// `count()`, `avg(expr)`, ...; `arg` is `None` only for `count()`.
+    Aggregate { op: AggregateOp, arg: Option<FieldExpr>, pos: Pos },
+    Static { value: Static, pos: Pos },
+    /// Arithmetic between scalars.
+    Binary { op: BinaryOp, lhs: Box<ScalarExpr>, rhs: Box<ScalarExpr>, pos: Pos },
+}
+
+/// Metrics functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsOp {
+    Rate,
+    CountOverTime,
+    MinOverTime,
+    MaxOverTime,
+    AvgOverTime,
+    SumOverTime,
+    QuantileOverTime,
+    HistogramOverTime,
+    Compare,
+}
+
+/// `| rate() by (resource.service.name)` and friends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsAggregate {
+    pub op: MetricsOp,
+    /// The measured attribute (`quantile_over_time(duration, ...)`).
+    pub attr: Option<FieldExpr>,
+    /// Quantiles for `quantile_over_time`.
+    pub quantiles: Vec<f64>,
+    /// `compare({selection}, topN, start, end)` arguments.
+    pub compare: Option<CompareArgs>,
+    pub by: Vec<FieldExpr>,
+    pub pos: Pos,
+}
+
+/// Arguments of `compare()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareArgs {
+    pub selection: Box<SpansetExpr>,
+    pub top_n: Option<i64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// An expression over one span (and its trace, event, link...).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldExpr {
+    Static { value: Static, pos: Pos },
+    Attribute { attr: Attribute, pos: Pos },
+    Intrinsic { intrinsic: Intrinsic, pos: Pos },
+    Binary { op: BinaryOp, lhs: Box<FieldExpr>, rhs: Box<FieldExpr>, pos: Pos },
+    Unary { op: UnaryOp, expr: Box<FieldExpr>, pos: Pos },
+}
+
+impl FieldExpr {
+    /// Where the expression stands in the query text.
+    pub fn pos(&self) -> Pos {
+        match self {
+            FieldExpr::Static { pos, .. }
+            | FieldExpr::Attribute { pos, .. }
+            | FieldExpr::Intrinsic { pos, .. }
+            | FieldExpr::Binary { pos, .. }
+            | FieldExpr::Unary { pos, .. } => *pos,
+        }
+    }
+}
+
+/// Binary operators of field and scalar expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    And,
+    Or,
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    /// `=~`: fully anchored regular expression match.
+    Regex,
+    /// `!~`
+    NotRegex,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+}
+
+/// Unary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+/// Literal values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Static {
+    Nil,
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+    /// Nanoseconds.
+    Duration(i64),
+    Status(Status),
+    Kind(Kind),
+}
+
+/// Span status literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// Span kind literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Unspecified,
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+/// Where an attribute is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrScope {
+    /// `.name`: span or resource attribute.
+    Unscoped,
+    Span,
+    Resource,
+    Event,
+    Link,
+    Instrumentation,
+}
+
+/// A named attribute, e.g. `resource.service.name` or `span."a b"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub scope: AttrScope,
+    pub name: String,
+}
+
+/// Intrinsic fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intrinsic {
+    /// `duration`, `span:duration`
+    Duration,
+    /// `name`, `span:name`
+    Name,
+    /// `status`, `span:status`
+    Status,
+    /// `statusMessage`, `span:statusMessage`
+    StatusMessage,
+    /// `kind`, `span:kind`
+    Kind,
+    /// `span:id`
+    SpanId,
+    /// `span:parentID`
+    ParentId,
+    /// `rootName`, `trace:rootName`
+    RootName,
+    /// `rootServiceName`, `trace:rootService`
+    RootServiceName,
+    /// `traceDuration`, `trace:duration`
+    TraceDuration,
+    /// `trace:id`
+    TraceId,
+    /// `event:name`
+    EventName,
+    /// `event:timeSinceStart`
+    EventTimeSinceStart,
+    /// `link:traceID`
+    LinkTraceId,
+    /// `link:spanID`
+    LinkSpanId,
+    /// `instrumentation:name`
+    InstrumentationName,
+    /// `instrumentation:version`
+    InstrumentationVersion,
+    /// `nestedSetLeft` / `nestedSetRight` / `nestedSetParent` (Tempo exposes these too)
+    NestedSetLeft,
+    NestedSetRight,
+    NestedSetParent,
+}
+
+/// A `with(...)` hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hint {
+    pub name: String,
+    pub value: Static,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
