@@ -11,6 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::RwLock;
 
 use super::meta::{BlockMeta, LiveBlock, TenantIndex};
+use super::tags::TagSummary;
 use crate::error::Result;
 use crate::storage::Layout;
 
@@ -96,10 +97,25 @@ async fn load_block(store: &Arc<dyn ObjectStore>, layout: &Layout, meta_path: Pa
             return Ok(None);
         }
     };
-    let trace_filter = match store.get(&layout.bloom(&meta.tenant, meta.block_id)).await {
-        Ok(result) => Some(Sbbf::new(&result.bytes().await?)),
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
+    let trace_filter = optional_object(store, &layout.bloom(&meta.tenant, meta.block_id)).await?.map(|b| Sbbf::new(&b));
+    let tags = match optional_object(store, &layout.tags(&meta.tenant, meta.block_id)).await? {
+        Some(bytes) => match serde_json::from_slice::<TagSummary>(&bytes) {
+            Ok(tags) => Some(Arc::new(tags)),
+            Err(e) => {
+                tracing::warn!(block = %meta.block_id, error = %e, "unreadable tags.json; tag lookups will skip the block");
+                None
+            }
+        },
+        None => None,
     };
-    Ok(Some(LiveBlock { meta, trace_filter }))
+    Ok(Some(LiveBlock { meta, trace_filter, tags }))
+}
+
+/// The bytes of an object, or `None` when it does not exist.
+async fn optional_object(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<bytes::Bytes>> {
+    match store.get(path).await {
+        Ok(result) => Ok(Some(result.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

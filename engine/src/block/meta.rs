@@ -50,6 +50,8 @@ pub struct LiveBlock {
     pub meta: BlockMeta,
     /// `None` for blocks written without a filter (the range check still applies).
     pub trace_filter: Option<Sbbf>,
+    /// Attribute names and values (`tags.json`); `None` when absent.
+    pub tags: Option<std::sync::Arc<super::TagSummary>>,
 }
 
 impl LiveBlock {

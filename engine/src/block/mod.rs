@@ -4,8 +4,10 @@
 mod catalog;
 mod meta;
 mod nested_set;
+pub mod tags;
 mod writer;
 
 pub use catalog::BlockCatalog;
 pub use meta::{BlockMeta, LiveBlock, TenantIndex};
+pub use tags::TagSummary;
 pub use writer::{prepare_block, write_block};

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::meta::{BlockMeta, LiveBlock};
 use super::nested_set::{TraceSpans, nested_set};
+use super::tags::TagSummary;
 use crate::config::BlockConfig;
 use crate::error::{Error, Result};
 use crate::schema::{DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_schema};
@@ -218,7 +219,10 @@ pub async fn write_block(
     filter.write_bitset(&mut bitset)?;
     store.put(&layout.bloom(tenant, block_id), PutPayload::from(bitset)).await?;
 
+    let tags = TagSummary::from_batch(batch)?;
+    store.put(&layout.tags(tenant, block_id), PutPayload::from(serde_json::to_vec(&tags)?)).await?;
+
     let json = serde_json::to_vec_pretty(&meta)?;
     store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
-    Ok(LiveBlock { meta, trace_filter: Some(filter) })
+    Ok(LiveBlock { meta, trace_filter: Some(filter), tags: Some(Arc::new(tags)) })
 }

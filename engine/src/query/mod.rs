@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 pub use table::{SpanSource, SpansTable};
 
-use crate::block::{BlockCatalog, LiveBlock};
+use crate::block::{BlockCatalog, LiveBlock, TagSummary};
 use crate::convert::batches_to_resource_spans;
 use crate::error::{Error, Result};
 use crate::ingester::Ingester;
@@ -88,6 +88,33 @@ impl QueryEngine {
         Ok(ctx)
     }
 
+    /// Tag names and values of `tenant`'s spans: the blocks' summaries
+    /// (overlapping `[start, end]` unix nanos when given) plus the unflushed spans.
+    pub fn tag_summary(&self, tenant: &str, range: Option<(i64, i64)>) -> Result<TagSummary> {
+        let mut summary = TagSummary::default();
+        for block in self.source.blocks(tenant).iter() {
+            if range.is_some_and(|(start, end)| !block.meta.overlaps(start, end)) {
+                continue;
+            }
+            if let Some(tags) = &block.tags {
+                summary.merge(tags);
+            }
+        }
+        for batch in self.source.unflushed(tenant) {
+            summary.merge(&TagSummary::from_batch(&batch)?);
+        }
+        Ok(summary)
+    }
+
+    /// A session whose `spans` table reads only blocks overlapping `range`.
+    pub fn session_in_range(&self, tenant: &str, range: Option<(i64, i64)>) -> Result<SessionContext> {
+        let mut table = SpansTable::new(tenant, self.source.clone(), store_url()?, self.layout.clone());
+        if let Some((start, end)) = range {
+            table = table.with_block_time_range(start, end);
+        }
+        self.session_with(table)
+    }
+
     /// All spans of a trace, from the heads and every block that may hold it
     /// (optionally only blocks overlapping `[start, end]` unix nanos),
     /// de-duplicated by span id. `None` when no span is found.
@@ -97,11 +124,7 @@ impl QueryEngine {
         trace_id: [u8; 16],
         block_time_range: Option<(i64, i64)>,
     ) -> Result<Option<Vec<ResourceSpans>>> {
-        let mut table = SpansTable::new(tenant, self.source.clone(), store_url()?, self.layout.clone());
-        if let Some((start, end)) = block_time_range {
-            table = table.with_block_time_range(start, end);
-        }
-        let ctx = self.session_with(table)?;
+        let ctx = self.session_in_range(tenant, block_time_range)?;
         let id = lit(ScalarValue::FixedSizeBinary(16, Some(trace_id.to_vec())));
         let batches = ctx
             .table("spans")

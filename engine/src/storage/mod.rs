@@ -4,6 +4,7 @@
 //! ```text
 //! <root>/<tenant>/blocks/<block_id>/data.parquet
 //! <root>/<tenant>/blocks/<block_id>/bloom.bin     # trace-id bloom filter
+//! <root>/<tenant>/blocks/<block_id>/tags.json     # tag names and values
 //! <root>/<tenant>/blocks/<block_id>/meta.json   # written last
 //! <root>/<tenant>/index.json                    # live block metas
 //! ```
@@ -67,6 +68,11 @@ impl Layout {
     /// `<tenant>/blocks/<id>/bloom.bin`: bloom filter bitset of the block's trace ids.
     pub fn bloom(&self, tenant: &str, block: Uuid) -> Path {
         self.join(format!("{tenant}/blocks/{block}/bloom.bin"))
+    }
+
+    /// `<tenant>/blocks/<id>/tags.json`: the block's tag summary.
+    pub fn tags(&self, tenant: &str, block: Uuid) -> Path {
+        self.join(format!("{tenant}/blocks/{block}/tags.json"))
     }
 
     /// `<tenant>/index.json`
