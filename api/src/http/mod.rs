@@ -1,6 +1,8 @@
 //! Tempo's HTTP API on :3200: trace by id and operational endpoints.
 
 mod ops;
+mod params;
+mod tags;
 mod traces;
 
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V1, s, h, p, q)))
         .route("/api/v2/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V2, s, h, p, q)))
+        .route("/api/search/tags", get(tags::tags_v1))
+        .route("/api/v2/search/tags", get(tags::tags_v2))
+        .route("/api/search/tag/{name}/values", get(tags::values_v1))
+        .route("/api/v2/search/tag/{name}/values", get(tags::values_v2))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/echo", get(ops::echo))

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::params::seconds_range;
 use crate::error::{Error, Result};
 use crate::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
 use crate::trace_json;
@@ -22,33 +23,6 @@ const PROTOBUF: &str = "application/protobuf";
 pub struct TimeRange {
     start: Option<String>,
     end: Option<String>,
-}
-
-impl TimeRange {
-    /// The range in unix nanos, or `None` when absent.
-    fn nanos(&self) -> Result<Option<(i64, i64)>> {
-        let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
-            v.as_deref()
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<u32>()
-                        .map(|secs| secs as i64 * 1_000_000_000)
-                        .map_err(|_| Error::bad_request(format!("invalid {name} {s:?}: expected unix seconds")))
-                })
-                .transpose()
-        };
-        match (parse("start", &self.start)?, parse("end", &self.end)?) {
-            (None, None) => Ok(None),
-            (start, end) => {
-                let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX));
-                if start > end {
-                    return Err(Error::bad_request("invalid time range: start must not be after end"));
-                }
-                // End is inclusive to the second.
-                Ok(Some((start, end.saturating_add(999_999_999))))
-            }
-        }
-    }
 }
 
 /// Parses a trace id as Tempo does: up to 32 hex digits, shorter ids
@@ -77,7 +51,8 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
 async fn find(state: &AppState, headers: &HeaderMap, id: &str, range: &TimeRange) -> Result<Option<Vec<ResourceSpans>>> {
     let tenant = state.tenant(headers)?;
     let trace_id = parse_trace_id(id)?;
-    Ok(state.engine.query.trace_by_id(&tenant, trace_id, range.nanos()?).await?)
+    let range = seconds_range(range.start.as_deref(), range.end.as_deref())?;
+    Ok(state.engine.query.trace_by_id(&tenant, trace_id, range).await?)
 }
 
 fn protobuf_response(message: impl Message) -> Response {
