@@ -5,5 +5,6 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod server;
+pub mod sql;
 pub mod tempopb;
 pub mod trace_json;

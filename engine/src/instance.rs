@@ -5,8 +5,14 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 
-use crate::block::BlockCatalog;
-use crate::config::{IngesterConfig, StorageConfig};
+use std::collections::HashMap;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::block::{BlockCatalog, LiveBlock, prepare_block};
+use crate::config::{IngesterConfig, StorageConfig, TraceStorageConfig};
+use crate::query::SpanSource;
+use crate::wal;
 use crate::error::Result;
 use crate::ingester::Ingester;
 use crate::metrics::EngineMetrics;
@@ -27,11 +33,8 @@ impl Engine {
     pub async fn open(storage: &StorageConfig, ingester: &IngesterConfig, metrics: EngineMetrics) -> Result<Self> {
         let trace = &storage.trace;
         let store = build_object_store(trace).await?;
-        let layout = match trace.backend {
-            crate::config::Backend::S3 => Layout::new(&trace.s3.prefix),
-            crate::config::Backend::Local => Layout::new(""),
-        };
-        let catalog = Arc::new(BlockCatalog::load(store.clone(), layout.clone()).await?);
+        let layout = layout_of(trace);
+        let catalog = Arc::new(BlockCatalog::load(store.clone(), layout.clone(), false).await?);
         let ingester = Arc::new(Ingester::open(
             ingester.clone(),
             trace,
@@ -44,4 +47,46 @@ impl Engine {
         let query = Arc::new(QueryEngine::new(source, store.clone(), layout)?);
         Ok(Self { store, catalog, ingester, query })
     }
+}
+
+fn layout_of(trace: &TraceStorageConfig) -> Layout {
+    match trace.backend {
+        crate::config::Backend::S3 => Layout::new(&trace.s3.prefix),
+        crate::config::Backend::Local => Layout::new(""),
+    }
+}
+
+/// Spans as they stand on disk: the blocks plus whatever the WAL holds,
+/// read without writing anything (for `spanlake sql` beside a running server).
+#[derive(Debug)]
+struct StoredSpans {
+    catalog: BlockCatalog,
+    unflushed: HashMap<String, Vec<RecordBatch>>,
+}
+
+impl SpanSource for StoredSpans {
+    fn unflushed(&self, tenant: &str) -> Vec<RecordBatch> {
+        self.unflushed.get(tenant).cloned().unwrap_or_default()
+    }
+
+    fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>> {
+        self.catalog.blocks(tenant)
+    }
+}
+
+/// Opens the stored spans read-only and returns a query engine over them.
+pub async fn open_read_only(storage: &StorageConfig) -> Result<QueryEngine> {
+    let trace = &storage.trace;
+    let store = build_object_store(trace).await?;
+    let layout = layout_of(trace);
+    let catalog = BlockCatalog::load(store.clone(), layout.clone(), true).await?;
+    let mut by_tenant: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+    for segment in wal::replay(&trace.wal.path)? {
+        by_tenant.entry(segment.tenant).or_default().extend(segment.batches);
+    }
+    let mut unflushed = HashMap::new();
+    for (tenant, batches) in by_tenant {
+        unflushed.insert(tenant, vec![prepare_block(&batches)?]);
+    }
+    QueryEngine::new(Arc::new(StoredSpans { catalog, unflushed }), store, layout)
 }

@@ -15,4 +15,4 @@ pub mod storage;
 pub mod wal;
 
 pub use error::{Error, ErrorKind, Result};
-pub use instance::Engine;
+pub use instance::{Engine, open_read_only};

@@ -2,6 +2,7 @@
 
 mod ops;
 mod params;
+mod sql;
 mod tags;
 mod traces;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/search/tags", get(tags::tags_v2))
         .route("/api/search/tag/{name}/values", get(tags::values_v1))
         .route("/api/v2/search/tag/{name}/values", get(tags::values_v2))
+        .route("/api/sql", axum::routing::post(sql::sql).layer(axum::extract::DefaultBodyLimit::max(1024 * 1024)))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/echo", get(ops::echo))

@@ -28,8 +28,9 @@ pub struct BlockCatalog {
 impl BlockCatalog {
     /// Loads the catalog. One LIST at start finds every `meta.json` (a block
     /// exists once its meta does), which also repairs an index that missed a
-    /// block because the process died between writing the meta and the index.
-    pub async fn load(store: Arc<dyn ObjectStore>, layout: Layout) -> Result<Self> {
+    /// block because the process died between writing the meta and the index
+    /// (unless `read_only`: then nothing is written).
+    pub async fn load(store: Arc<dyn ObjectStore>, layout: Layout, read_only: bool) -> Result<Self> {
         let mut found: HashMap<String, Vec<Arc<LiveBlock>>> = HashMap::new();
         let objects: Vec<_> = store.list(layout.root().as_ref()).try_collect().await?;
         let metas = objects.into_iter().filter(|o| o.location.filename() == Some("meta.json"));
@@ -50,7 +51,9 @@ impl BlockCatalog {
         for (tenant, mut blocks) in found {
             blocks.sort_by_key(|b| (b.meta.min_start_unix_nano, b.meta.block_id));
             catalog.tenants.write().insert(tenant.clone(), Arc::new(blocks));
-            catalog.persist(&tenant).await?;
+            if !read_only {
+                catalog.persist(&tenant).await?;
+            }
         }
         Ok(catalog)
     }
