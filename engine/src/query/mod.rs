@@ -74,6 +74,10 @@ impl QueryEngine {
         parquet.reorder_filters = true;
         parquet.bloom_filter_on_read = true;
         parquet.enable_page_index = true;
+        // DataFusion 55's leaf-projection pushdown trips over projections that
+        // re-alias `spans.x AS x` next to map field access (an "ambiguous
+        // field" schema error on TraceQL `by()` plans); off until fixed upstream.
+        config.options_mut().optimizer.enable_leaf_expression_pushdown = false;
         config
     }
 
