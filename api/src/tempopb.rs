@@ -1,6 +1,15 @@
 //! Tempo's `tempopb` messages used by the query API, written from Tempo's
 //! documented field numbers. Span data reuses the OTLP types: Tempo's copy of
-//! the OTLP protos has the same wire format.
+//! the OTLP protos has the same wire format. The streaming search service is
+//! generated from `proto/tempo.proto` by build.rs; the trace-by-id messages
+//! are declared here.
+
+#[allow(clippy::all, missing_docs)]
+mod generated {
+    tonic::include_proto!("tempopb");
+}
+
+pub use generated::*;
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
