@@ -21,10 +21,17 @@ pub struct Query {
 }
 
 /// A spanset expression followed by `| stage` elements.
+///
+/// A query that starts with a stage (`count() > 1`, `by(.a)`, `select(.a)`)
+/// gets the always-true source `{ }` (a `Filter(Static(Bool(true)))` with a
+/// zero-width position), which is what Tempo evaluates it as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
     pub source: SpansetExpr,
     pub stages: Vec<Stage>,
+    /// Addition: where the pipeline stands, including parentheses written
+    /// around it.
+    pub pos: Pos,
 }
 
 /// An expression producing spansets (one per trace).
@@ -53,7 +60,7 @@ pub enum SpansetOp {
     UnionStructural(Structural),
 }
 
-/// Structural relations, read as "rhs is <relation> of lhs".
+/// Structural relations, read as "rhs is &lt;relation&gt; of lhs".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Structural {
     /// `>>`: rhs is a descendant of lhs.
@@ -75,7 +82,9 @@ pub enum Stage {
     Filter { condition: FieldExpr, pos: Pos },
     /// `| <scalar> <cmp> <scalar>`, e.g. `| count() > 2`, `| avg(duration) > 1s`.
     ScalarFilter { lhs: ScalarExpr, op: BinaryOp, rhs: ScalarExpr, pos: Pos },
-    /// `| by(expr, ...)`: regroup spansets by the values of the expressions.
+    /// `| by(expr)`: regroup spansets by the value of the expression.
+    /// Tempo's grammar takes exactly one field expression, so `exprs` always
+    /// has one element when produced by the parser.
     By { exprs: Vec<FieldExpr>, pos: Pos },
     /// `| select(expr, ...)`: add attributes to the returned spans.
     Select { exprs: Vec<FieldExpr>, pos: Pos },
@@ -86,6 +95,18 @@ pub enum Stage {
     Metrics(MetricsAggregate),
     /// `| topk(n)` / `| bottomk(n)` after a metrics aggregate.
     TopK { bottom: bool, n: i64, pos: Pos },
+    /// Addition: `| {a} && {b}`, `| {a} >> {b}`: a pipeline stage that is a
+    /// spanset *operation* rather than a single filter (Tempo's
+    /// `spansetPipeline PIPE spansetExpression`). A stage that is one
+    /// `{ ... }` is always [`Stage::Filter`]. Never contains
+    /// [`SpansetExpr::Pipeline`].
+    Spanset { expr: SpansetExpr, pos: Pos },
+    /// Addition: `| rate() > 10`, a threshold on the metrics series values
+    /// (Tempo's `metricsFilter`). Written without a `|` in front; only after
+    /// a metrics aggregate, interleaving freely with `topk`/`bottomk`.
+    /// `op` is one of `Eq Neq Lt Lte Gt Gte`; `value` is an `Int`, `Float`
+    /// or `Duration` static and may be negative.
+    MetricsFilter { op: BinaryOp, value: Static, pos: Pos },
 }
 
 /// Aggregates usable in scalar filters.
@@ -291,6 +312,8 @@ pub enum Intrinsic {
     NestedSetLeft,
     NestedSetRight,
     NestedSetParent,
+    /// Addition: `span:childCount`, the number of direct children (Tempo 3).
+    ChildCount,
 }
 
 /// A `with(...)` hint.
@@ -298,10 +321,185 @@ pub enum Intrinsic {
 pub struct Hint {
     pub name: String,
     pub value: Static,
+    /// Addition: where `name = value` stands.
+    pub pos: Pos,
 }
 
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Additions: position accessors and a position eraser (for comparing ASTs of
+// different spellings of the same query, e.g. in snapshot tests).
+// ---------------------------------------------------------------------------
+
+impl Pos {
+    /// A position from byte offsets.
+    pub fn new(start: usize, end: usize) -> Self {
+        Pos { start, end }
+    }
+
+    /// The smallest position covering both.
+    pub fn join(self, other: Pos) -> Pos {
+        Pos { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+impl SpansetExpr {
+    /// Where the expression stands in the query text.
+    pub fn pos(&self) -> Pos {
+        match self {
+            SpansetExpr::Filter { pos, .. } | SpansetExpr::Binary { pos, .. } => *pos,
+            SpansetExpr::Pipeline(p) => p.pos,
+        }
+    }
+}
+
+impl Stage {
+    /// Where the stage stands in the query text.
+    pub fn pos(&self) -> Pos {
+        match self {
+            Stage::Filter { pos, .. }
+            | Stage::ScalarFilter { pos, .. }
+            | Stage::By { pos, .. }
+            | Stage::Select { pos, .. }
+            | Stage::Coalesce { pos }
+            | Stage::TopK { pos, .. }
+            | Stage::Spanset { pos, .. }
+            | Stage::MetricsFilter { pos, .. } => *pos,
+            Stage::Metrics(m) => m.pos,
+        }
+    }
+}
+
+impl ScalarExpr {
+    /// Where the expression stands in the query text.
+    pub fn pos(&self) -> Pos {
+        match self {
+            ScalarExpr::Aggregate { pos, .. }
+            | ScalarExpr::Static { pos, .. }
+            | ScalarExpr::Binary { pos, .. } => *pos,
+        }
+    }
+}
+
+impl Query {
+    /// Sets every position in the tree to `Pos::default()`, so that two
+    /// spellings of one query compare equal with `==`.
+    pub fn zero_positions(&mut self) {
+        self.pipeline.zero_positions();
+        for h in &mut self.hints {
+            h.pos = Pos::default();
+        }
+    }
+}
+
+impl Pipeline {
+    /// See [`Query::zero_positions`].
+    pub fn zero_positions(&mut self) {
+        self.pos = Pos::default();
+        self.source.zero_positions();
+        for s in &mut self.stages {
+            s.zero_positions();
+        }
+    }
+}
+
+impl SpansetExpr {
+    /// See [`Query::zero_positions`].
+    pub fn zero_positions(&mut self) {
+        match self {
+            SpansetExpr::Filter { condition, pos } => {
+                *pos = Pos::default();
+                condition.zero_positions();
+            }
+            SpansetExpr::Binary { lhs, rhs, pos, .. } => {
+                *pos = Pos::default();
+                lhs.zero_positions();
+                rhs.zero_positions();
+            }
+            SpansetExpr::Pipeline(p) => p.zero_positions(),
+        }
+    }
+}
+
+impl Stage {
+    /// See [`Query::zero_positions`].
+    pub fn zero_positions(&mut self) {
+        match self {
+            Stage::Filter { condition, pos } => {
+                *pos = Pos::default();
+                condition.zero_positions();
+            }
+            Stage::ScalarFilter { lhs, rhs, pos, .. } => {
+                *pos = Pos::default();
+                lhs.zero_positions();
+                rhs.zero_positions();
+            }
+            Stage::By { exprs, pos } | Stage::Select { exprs, pos } => {
+                *pos = Pos::default();
+                exprs.iter_mut().for_each(FieldExpr::zero_positions);
+            }
+            Stage::Coalesce { pos } | Stage::TopK { pos, .. } | Stage::MetricsFilter { pos, .. } => {
+                *pos = Pos::default();
+            }
+            Stage::Spanset { expr, pos } => {
+                *pos = Pos::default();
+                expr.zero_positions();
+            }
+            Stage::Metrics(m) => {
+                m.pos = Pos::default();
+                if let Some(a) = &mut m.attr {
+                    a.zero_positions();
+                }
+                if let Some(c) = &mut m.compare {
+                    c.selection.zero_positions();
+                }
+                m.by.iter_mut().for_each(FieldExpr::zero_positions);
+            }
+        }
+    }
+}
+
+impl ScalarExpr {
+    /// See [`Query::zero_positions`].
+    pub fn zero_positions(&mut self) {
+        match self {
+            ScalarExpr::Aggregate { arg, pos, .. } => {
+                *pos = Pos::default();
+                if let Some(a) = arg {
+                    a.zero_positions();
+                }
+            }
+            ScalarExpr::Static { pos, .. } => *pos = Pos::default(),
+            ScalarExpr::Binary { lhs, rhs, pos, .. } => {
+                *pos = Pos::default();
+                lhs.zero_positions();
+                rhs.zero_positions();
+            }
+        }
+    }
+}
+
+impl FieldExpr {
+    /// See [`Query::zero_positions`].
+    pub fn zero_positions(&mut self) {
+        match self {
+            FieldExpr::Static { pos, .. }
+            | FieldExpr::Attribute { pos, .. }
+            | FieldExpr::Intrinsic { pos, .. } => *pos = Pos::default(),
+            FieldExpr::Binary { lhs, rhs, pos, .. } => {
+                *pos = Pos::default();
+                lhs.zero_positions();
+                rhs.zero_positions();
+            }
+            FieldExpr::Unary { expr, pos, .. } => {
+                *pos = Pos::default();
+                expr.zero_positions();
+            }
+        }
     }
 }

@@ -1,0 +1,302 @@
+//! Runs a search query: the compiled plan over a tenant's `spans` table,
+//! restricted to a time range and trace-duration bounds, and returns the
+//! most recent matching traces with up to `spans_per_spanset` spans per
+//! spanset (Tempo's `/api/search` semantics).
+//!
+//! Two passes over the same plan: the first picks the `limit` most recent
+//! matching traces (an aggregate + top-k, so memory does not grow with the
+//! number of matches), the second fetches the matched spans of those traces.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, StringArray};
+use arrow::datatypes::{Int8Type, Int64Type};
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::provider_as_source;
+use datafusion::functions_aggregate::expr_fn::max;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::prelude::SessionContext;
+use spanlake_engine::schema::col as c;
+
+use crate::ast::Query;
+use crate::compile::{CompileError, SearchPlan, compile_search};
+
+/// Errors of a search: the query could not be planned, or execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// What to search for.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub limit: usize,
+    pub spans_per_spanset: usize,
+    /// Span start bounds, unix nanos, inclusive.
+    pub start_unix_nano: Option<i64>,
+    pub end_unix_nano: Option<i64>,
+    /// Trace duration bounds, nanos, inclusive.
+    pub min_trace_duration: Option<i64>,
+    pub max_trace_duration: Option<i64>,
+}
+
+/// One matched span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanSummary {
+    pub span_id: [u8; 8],
+    pub name: String,
+    pub start_unix_nano: i64,
+    pub duration_nano: i64,
+    /// `select()`ed values (label, value); also the by() values.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// One spanset of a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpansetSummary {
+    pub spans: Vec<SpanSummary>,
+    /// Spans matched before `spans_per_spanset` trimmed the list.
+    pub matched: usize,
+    /// `by()` labels and values of this spanset.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// Per-service counts of matched spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    pub span_count: u32,
+    pub error_count: u32,
+}
+
+/// One matched trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: [u8; 16],
+    /// `None` when the root span has not arrived.
+    pub root_service_name: Option<String>,
+    pub root_trace_name: Option<String>,
+    pub start_unix_nano: i64,
+    pub duration_nano: i64,
+    pub spansets: Vec<SpansetSummary>,
+    pub service_stats: BTreeMap<String, ServiceStats>,
+}
+
+/// Totals about the work a search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchMetrics {
+    pub inspected_traces: u64,
+    pub inspected_spans: u64,
+}
+
+/// Search results, most recent trace first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResult {
+    pub traces: Vec<TraceSummary>,
+    pub metrics: SearchMetrics,
+}
+
+/// Compiles `query` against `spans` with the request's time filter on every scan.
+pub fn plan_search(query: &Query, spans: Arc<dyn TableProvider>, request: &SearchRequest) -> Result<SearchPlan, SearchError> {
+    let source = provider_as_source(spans);
+    let time_filter = time_filter(request);
+    let scan = move || -> Result<LogicalPlanBuilder, CompileError> {
+        let builder = LogicalPlanBuilder::scan("spans", source.clone(), None).map_err(|e| CompileError { message: e.to_string() })?;
+        match &time_filter {
+            Some(f) => builder.filter(f.clone()).map_err(|e| CompileError { message: e.to_string() }),
+            None => Ok(builder),
+        }
+    };
+    let mut plan = compile_search(query, &scan)?;
+    let mut durations = Vec::new();
+    if let Some(min) = request.min_trace_duration {
+        durations.push(col(c::TRACE_DURATION_NANO).gt_eq(lit(min)));
+    }
+    if let Some(max) = request.max_trace_duration {
+        durations.push(col(c::TRACE_DURATION_NANO).lt_eq(lit(max)));
+    }
+    if let Some(filter) = durations.into_iter().reduce(Expr::and) {
+        plan.plan = LogicalPlanBuilder::from(plan.plan).filter(filter)?.build()?;
+    }
+    Ok(plan)
+}
+
+fn time_filter(request: &SearchRequest) -> Option<Expr> {
+    let mut parts = Vec::new();
+    if let Some(start) = request.start_unix_nano {
+        parts.push(col(c::START_UNIX_NANO).gt_eq(lit(start)));
+    }
+    if let Some(end) = request.end_unix_nano {
+        parts.push(col(c::START_UNIX_NANO).lt_eq(lit(end)));
+    }
+    parts.into_iter().reduce(Expr::and)
+}
+
+/// Runs a search over the `spans` table registered in `ctx`.
+pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest) -> Result<SearchResult, SearchError> {
+    let spans = ctx.table_provider("spans").await?;
+    let plan = plan_search(query, spans, request)?;
+    let trace_ids = most_recent_traces(ctx, &plan.plan, request.limit).await?;
+    if trace_ids.is_empty() {
+        return Ok(SearchResult::default());
+    }
+    let batches = matched_spans(ctx, &plan, &trace_ids).await?;
+    Ok(assemble(&plan, &batches, &trace_ids, request.spans_per_spanset)?)
+}
+
+/// The ids of the `limit` most recent matching traces, newest first.
+async fn most_recent_traces(ctx: &SessionContext, matched: &LogicalPlan, limit: usize) -> Result<Vec<[u8; 16]>, SearchError> {
+    let top = LogicalPlanBuilder::from(matched.clone())
+        .aggregate(vec![col(c::TRACE_ID)], vec![max(col(c::TRACE_START_UNIX_NANO)).alias("__start")])?
+        .sort(vec![col("__start").sort(false, true), col(c::TRACE_ID).sort(true, true)])?
+        .limit(0, Some(limit))?
+        .build()?;
+    let batches = ctx.execute_logical_plan(top).await?.collect().await?;
+    let mut ids = Vec::new();
+    for batch in &batches {
+        let column = batch.column(0).as_fixed_size_binary();
+        for i in 0..column.len() {
+            if let Ok(id) = <[u8; 16]>::try_from(column.value(i)) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The matched spans of the chosen traces, with the columns results need.
+async fn matched_spans(ctx: &SessionContext, plan: &SearchPlan, trace_ids: &[[u8; 16]]) -> Result<Vec<RecordBatch>, SearchError> {
+    let ids: Vec<Expr> = trace_ids.iter().map(|id| lit(ScalarValue::FixedSizeBinary(16, Some(id.to_vec())))).collect();
+    let mut columns: Vec<Expr> = [
+        c::TRACE_ID,
+        c::SPAN_ID,
+        c::NAME,
+        c::START_UNIX_NANO,
+        c::DURATION_NANO,
+        c::STATUS_CODE,
+        c::SERVICE_NAME,
+        c::TRACE_ROOT_SERVICE,
+        c::TRACE_ROOT_NAME,
+        c::TRACE_START_UNIX_NANO,
+        c::TRACE_DURATION_NANO,
+    ]
+    .iter()
+    .map(|name| col(*name))
+    .collect();
+    columns.extend(plan.by.iter().chain(&plan.select).map(|o| col(&o.column)));
+    let query = LogicalPlanBuilder::from(plan.plan.clone())
+        .filter(col(c::TRACE_ID).in_list(ids, false))?
+        .project(columns)?
+        .build()?;
+    Ok(ctx.execute_logical_plan(query).await?.collect().await?)
+}
+
+struct TraceBuilder {
+    root_service_name: Option<String>,
+    root_trace_name: Option<String>,
+    start: i64,
+    end: i64,
+    /// by() values → spans
+    spansets: BTreeMap<Vec<Option<String>>, Vec<SpanSummary>>,
+    service_stats: BTreeMap<String, ServiceStats>,
+}
+
+fn opt_str(a: &StringArray, i: usize) -> Option<String> {
+    (!a.is_null(i)).then(|| a.value(i).to_owned())
+}
+
+fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss: usize) -> Result<SearchResult, SearchError> {
+    let mut traces: HashMap<[u8; 16], TraceBuilder> = HashMap::new();
+    let mut inspected_spans = 0u64;
+    for batch in batches {
+        let trace_id: &FixedSizeBinaryArray = batch.column(0).as_fixed_size_binary();
+        let span_id: &FixedSizeBinaryArray = batch.column(1).as_fixed_size_binary();
+        let name = batch.column(2).as_string::<i32>();
+        let start = batch.column(3).as_primitive::<Int64Type>();
+        let duration = batch.column(4).as_primitive::<Int64Type>();
+        let status = batch.column(5).as_primitive::<Int8Type>();
+        let service = batch.column(6).as_string::<i32>();
+        let root_service = batch.column(7).as_string::<i32>();
+        let root_name = batch.column(8).as_string::<i32>();
+        let trace_start = batch.column(9).as_primitive::<Int64Type>();
+        let trace_duration = batch.column(10).as_primitive::<Int64Type>();
+        let extra: Vec<&StringArray> = (11..batch.num_columns()).map(|i| batch.column(i).as_string::<i32>()).collect();
+        let (by_columns, select_columns) = extra.split_at(plan.by.len());
+        for row in 0..batch.num_rows() {
+            inspected_spans += 1;
+            let Ok(id) = <[u8; 16]>::try_from(trace_id.value(row)) else { continue };
+            let t_start = if trace_start.is_null(row) { start.value(row) } else { trace_start.value(row) };
+            let t_end = t_start + if trace_duration.is_null(row) { duration.value(row) } else { trace_duration.value(row) };
+            let trace = traces.entry(id).or_insert_with(|| TraceBuilder {
+                root_service_name: None,
+                root_trace_name: None,
+                start: t_start,
+                end: t_end,
+                spansets: BTreeMap::new(),
+                service_stats: BTreeMap::new(),
+            });
+            trace.start = trace.start.min(t_start);
+            trace.end = trace.end.max(t_end);
+            trace.root_service_name = trace.root_service_name.take().or_else(|| opt_str(root_service, row));
+            trace.root_trace_name = trace.root_trace_name.take().or_else(|| opt_str(root_name, row));
+            let service_name = opt_str(service, row).unwrap_or_default();
+            let stats = trace.service_stats.entry(service_name).or_default();
+            stats.span_count += 1;
+            if status.value(row) == 2 {
+                stats.error_count += 1;
+            }
+            let key: Vec<Option<String>> = by_columns.iter().map(|a| opt_str(a, row)).collect();
+            let attributes = plan
+                .select
+                .iter()
+                .zip(select_columns)
+                .filter_map(|(o, a)| opt_str(a, row).map(|v| (o.label.clone(), v)))
+                .collect();
+            trace.spansets.entry(key).or_default().push(SpanSummary {
+                span_id: span_id.value(row).try_into().unwrap_or_default(),
+                name: name.value(row).to_owned(),
+                start_unix_nano: start.value(row),
+                duration_nano: duration.value(row),
+                attributes,
+            });
+        }
+    }
+    let mut result = SearchResult { traces: Vec::new(), metrics: SearchMetrics { inspected_traces: 0, inspected_spans } };
+    for id in order {
+        let Some(trace) = traces.remove(id) else { continue };
+        let spansets = trace
+            .spansets
+            .into_iter()
+            .map(|(key, mut spans)| {
+                // Most recent spans first, as for traces.
+                spans.sort_by(|a, b| b.start_unix_nano.cmp(&a.start_unix_nano).then(a.span_id.cmp(&b.span_id)));
+                let matched = spans.len();
+                spans.truncate(spss);
+                let attributes = plan
+                    .by
+                    .iter()
+                    .zip(key)
+                    .filter_map(|(o, v)| v.map(|v| (o.label.clone(), v)))
+                    .collect();
+                SpansetSummary { spans, matched, attributes }
+            })
+            .collect();
+        result.traces.push(TraceSummary {
+            trace_id: *id,
+            root_service_name: trace.root_service_name,
+            root_trace_name: trace.root_trace_name,
+            start_unix_nano: trace.start,
+            duration_nano: trace.end - trace.start,
+            spansets,
+            service_stats: trace.service_stats,
+        });
+    }
+    result.metrics.inspected_traces = result.traces.len() as u64;
+    Ok(result)
+}
