@@ -11,7 +11,10 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use spanlake_engine::Engine;
 use spanlake_engine::metrics::EngineMetrics;
+use spanlake_ingest::jaeger::thrift::ThriftProtocol;
+use spanlake_ingest::jaeger::{jaeger_grpc_service, jaeger_http_router, serve_agent_udp};
 use spanlake_ingest::otlp::{grpc_server, otlp_grpc_service, otlp_http_router};
+use spanlake_ingest::zipkin::{TranslateOptions, zipkin_http_router};
 use spanlake_ingest::{Distributor, DistributorMetrics, Tenancy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -102,6 +105,57 @@ pub async fn serve(config: Config) -> Result<()> {
         let stop = shutdown_signal(&stop_rx);
         servers.spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(stop).await.map_err(Error::io("OTLP HTTP server"))
+        });
+    }
+
+    let jaeger = &config.distributor.receivers.jaeger.protocols;
+    if jaeger.grpc.enabled {
+        let listener = bind("jaeger_grpc", &jaeger.grpc.endpoint).await?;
+        announce("jaeger_grpc", listener.local_addr().map_err(Error::io("local address"))?);
+        let service = jaeger_grpc_service(distributor.clone(), limits);
+        let stop = shutdown_signal(&stop_rx);
+        servers.spawn(async move {
+            grpc_server(listener, service, stop)
+                .await
+                .map_err(|e| Error::io("Jaeger gRPC server")(std::io::Error::other(e)))
+        });
+    }
+    let zipkin = &config.distributor.receivers.zipkin;
+    let http_receivers = [
+        ("jaeger_thrift_http", jaeger.thrift_http.enabled, &jaeger.thrift_http.endpoint, None),
+        ("zipkin", zipkin.enabled, &zipkin.endpoint, Some(TranslateOptions { parse_string_tags: zipkin.parse_string_tags })),
+    ];
+    for (name, enabled, endpoint, zipkin_options) in http_receivers {
+        if !enabled {
+            continue;
+        }
+        let listener = bind(name, endpoint).await?;
+        announce(name, listener.local_addr().map_err(Error::io("local address"))?);
+        let app = match zipkin_options {
+            Some(options) => zipkin_http_router(distributor.clone(), limits, options),
+            None => jaeger_http_router(distributor.clone(), limits),
+        };
+        let stop = shutdown_signal(&stop_rx);
+        servers.spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(stop).await.map_err(Error::io(format!("{name} server")))
+        });
+    }
+    let udp_receivers = [
+        ("jaeger_thrift_compact", &jaeger.thrift_compact, ThriftProtocol::Compact),
+        ("jaeger_thrift_binary", &jaeger.thrift_binary, ThriftProtocol::Binary),
+    ];
+    for (name, endpoint, protocol) in udp_receivers {
+        if !endpoint.enabled {
+            continue;
+        }
+        let socket = tokio::net::UdpSocket::bind(&endpoint.endpoint)
+            .await
+            .map_err(Error::io(format!("binding {name} on {} (udp)", endpoint.endpoint)))?;
+        announce(name, socket.local_addr().map_err(Error::io("local address"))?);
+        let stop = shutdown_signal(&stop_rx);
+        let distributor = distributor.clone();
+        servers.spawn(async move {
+            serve_agent_udp(socket, protocol, distributor, stop).await.map_err(Error::io(format!("{name} listener")))
         });
     }
 

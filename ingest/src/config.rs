@@ -32,6 +32,8 @@ impl DistributorConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ReceiversConfig {
     pub otlp: OtlpReceiverConfig,
+    pub jaeger: JaegerReceiverConfig,
+    pub zipkin: ZipkinReceiverConfig,
 }
 
 /// `distributor.receivers.otlp:` section.
@@ -72,5 +74,115 @@ impl Endpoint {
     /// An enabled endpoint at `addr`.
     pub fn new(addr: &str) -> Self {
         Self { endpoint: addr.to_owned(), enabled: true }
+    }
+}
+
+/// `distributor.receivers.jaeger:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JaegerReceiverConfig {
+    pub protocols: JaegerProtocols,
+}
+
+/// `distributor.receivers.jaeger.protocols:` section. Every protocol is on
+/// by default at Jaeger's loopback port; a protocol given without an
+/// `endpoint` keeps its default address (so `thrift_binary: {enabled:
+/// false}` is enough to switch one off).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawJaegerProtocols")]
+pub struct JaegerProtocols {
+    /// gRPC `jaeger.api_v2.CollectorService` (default 127.0.0.1:14250).
+    pub grpc: Endpoint,
+    /// Thrift over HTTP, `POST /api/traces` (default 127.0.0.1:14268).
+    pub thrift_http: Endpoint,
+    /// Agent UDP, compact protocol (default 127.0.0.1:6831).
+    pub thrift_compact: Endpoint,
+    /// Agent UDP, binary protocol (default 127.0.0.1:6832).
+    pub thrift_binary: Endpoint,
+}
+
+impl Default for JaegerProtocols {
+    fn default() -> Self {
+        Self {
+            grpc: Endpoint::new("127.0.0.1:14250"),
+            thrift_http: Endpoint::new("127.0.0.1:14268"),
+            thrift_compact: Endpoint::new("127.0.0.1:6831"),
+            thrift_binary: Endpoint::new("127.0.0.1:6832"),
+        }
+    }
+}
+
+/// An endpoint whose fields may both be left out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    endpoint: Option<String>,
+    enabled: Option<bool>,
+}
+
+impl RawEndpoint {
+    fn or(self, default: Endpoint) -> Endpoint {
+        Endpoint { endpoint: self.endpoint.unwrap_or(default.endpoint), enabled: self.enabled.unwrap_or(default.enabled) }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawJaegerProtocols {
+    grpc: RawEndpoint,
+    thrift_http: RawEndpoint,
+    thrift_compact: RawEndpoint,
+    thrift_binary: RawEndpoint,
+}
+
+impl TryFrom<RawJaegerProtocols> for JaegerProtocols {
+    type Error = std::convert::Infallible;
+
+    fn try_from(raw: RawJaegerProtocols) -> Result<Self, Self::Error> {
+        let d = JaegerProtocols::default();
+        Ok(Self {
+            grpc: raw.grpc.or(d.grpc),
+            thrift_http: raw.thrift_http.or(d.thrift_http),
+            thrift_compact: raw.thrift_compact.or(d.thrift_compact),
+            thrift_binary: raw.thrift_binary.or(d.thrift_binary),
+        })
+    }
+}
+
+/// `distributor.receivers.zipkin:` section (default 127.0.0.1:9411).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZipkinReceiverConfig {
+    pub endpoint: String,
+    pub enabled: bool,
+    /// Parse string tags into bool/int/double attributes (the collector's
+    /// `parse_string_tags`; off: every tag stays a string).
+    pub parse_string_tags: bool,
+}
+
+impl Default for ZipkinReceiverConfig {
+    fn default() -> Self {
+        Self { endpoint: "127.0.0.1:9411".into(), enabled: true, parse_string_tags: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaeger_and_zipkin_defaults_and_switches() {
+        let c: ReceiversConfig = serde_yaml_ng::from_str("{}").unwrap();
+        assert_eq!(c.jaeger.protocols.thrift_compact.endpoint, "127.0.0.1:6831");
+        assert!(c.zipkin.enabled);
+        let c: ReceiversConfig = serde_yaml_ng::from_str(
+            "jaeger:\n  protocols:\n    thrift_binary: {enabled: false}\n    grpc: {endpoint: 0.0.0.0:1}\nzipkin: {enabled: false}",
+        )
+        .unwrap();
+        let p = &c.jaeger.protocols;
+        assert!(!p.thrift_binary.enabled && p.thrift_binary.endpoint == "127.0.0.1:6832");
+        assert!(p.grpc.enabled && p.grpc.endpoint == "0.0.0.0:1");
+        assert!(p.thrift_http.enabled && !c.zipkin.enabled);
+        assert!(serde_yaml_ng::from_str::<ReceiversConfig>("jaeger: {protocols: {thrift_udp: {}}}").is_err());
     }
 }

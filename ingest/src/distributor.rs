@@ -73,6 +73,12 @@ struct ProtocolLabels {
     protocol: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    protocol: String,
+    reason: String,
+}
+
 /// Metrics of the write path (names follow Tempo's distributor).
 #[derive(Debug, Clone, Default)]
 pub struct DistributorMetrics {
@@ -81,6 +87,8 @@ pub struct DistributorMetrics {
     bytes_received: Family<TenantLabels, Counter>,
     spans_discarded: Family<DiscardLabels, Counter>,
     malformed: Family<ProtocolLabels, Counter>,
+    datagrams: Family<ProtocolLabels, Counter>,
+    datagrams_dropped: Family<DropLabels, Counter>,
 }
 
 impl DistributorMetrics {
@@ -96,12 +104,33 @@ impl DistributorMetrics {
             "Payloads that could not be decoded, by protocol",
             m.malformed.clone(),
         );
+        registry.register(
+            "spanlake_receiver_udp_datagrams",
+            "UDP datagrams received, by protocol",
+            m.datagrams.clone(),
+        );
+        registry.register(
+            "spanlake_receiver_udp_datagrams_dropped",
+            "UDP datagrams dropped (UDP has no acknowledgement), by protocol and reason",
+            m.datagrams_dropped.clone(),
+        );
         m
     }
 
     /// Counts a payload that could not be decoded.
     pub fn malformed(&self, protocol: &str) {
         self.malformed.get_or_create(&ProtocolLabels { protocol: protocol.to_owned() }).inc();
+    }
+
+    /// Counts a UDP datagram received.
+    pub fn datagram(&self, protocol: &str) {
+        self.datagrams.get_or_create(&ProtocolLabels { protocol: protocol.to_owned() }).inc();
+    }
+
+    /// Counts a UDP datagram dropped for `reason` (`malformed`, `overloaded`,
+    /// or the refused write's error kind).
+    pub fn datagram_dropped(&self, protocol: &str, reason: &str) {
+        self.datagrams_dropped.get_or_create(&DropLabels { protocol: protocol.to_owned(), reason: reason.to_owned() }).inc();
     }
 
     fn request(&self, tenant: &str, protocol: &str, ok: bool) {

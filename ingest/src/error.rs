@@ -15,6 +15,9 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("unsupported content type {0:?}; use application/x-protobuf or application/json")]
     UnsupportedMediaType(String),
+    /// A content type a receiver does not take, with the ones it does.
+    #[error("unsupported content type {found:?}; use {expected}")]
+    UnsupportedMediaTypeOf { found: String, expected: &'static str },
     #[error("unsupported content encoding {0:?}; use gzip or none")]
     UnsupportedEncoding(String),
     #[error(transparent)]
@@ -32,7 +35,7 @@ impl Error {
         match self {
             Error::Decode { .. } | Error::UnsupportedEncoding(_) => ErrorKind::InvalidArgument,
             Error::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
-            Error::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            Error::UnsupportedMediaType(_) | Error::UnsupportedMediaTypeOf { .. } => ErrorKind::UnsupportedMediaType,
             Error::Engine(e) => e.kind(),
         }
     }

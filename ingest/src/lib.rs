@@ -7,7 +7,13 @@ pub mod body;
 pub mod config;
 pub mod distributor;
 pub mod error;
+pub mod jaeger;
 pub mod otlp;
+pub mod proto;
+pub mod response;
+pub mod thrift;
+pub mod translate;
+pub mod zipkin;
 
 pub use distributor::{DEFAULT_TENANT, Distributor, DistributorMetrics, TENANT_HEADER, Tenancy, tenant_from_header};
 pub use error::{Error, Result};

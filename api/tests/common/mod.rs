@@ -24,6 +24,8 @@ pub struct Options {
     pub extra_yaml: String,
     /// Environment variables of the server process.
     pub env: Vec<(String, String)>,
+    /// YAML lines of `distributor.receivers.zipkin` besides its endpoint.
+    pub zipkin_yaml: String,
 }
 
 /// A running `spanlake serve`.
@@ -33,6 +35,16 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
+    /// Jaeger gRPC `CollectorService`.
+    pub jaeger_grpc: SocketAddr,
+    /// Jaeger thrift over HTTP (`POST /api/traces`).
+    pub jaeger_thrift_http: SocketAddr,
+    /// Jaeger agent UDP, compact protocol.
+    pub jaeger_thrift_compact: SocketAddr,
+    /// Jaeger agent UDP, binary protocol.
+    pub jaeger_thrift_binary: SocketAddr,
+    /// Zipkin HTTP API.
+    pub zipkin: SocketAddr,
     options: Options,
 }
 
@@ -46,8 +58,12 @@ impl TestServer {
         let config = format!(
             "server:\n  http_listen_port: 0\n  log_level: warn\n\
              distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n\
+             \x20   jaeger:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        thrift_http:\n          endpoint: 127.0.0.1:0\n\
+             \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
+             \x20   zipkin:\n      endpoint: 127.0.0.1:0\n{}\
              ingester:\n  flush_check_period: 200ms\n{}\
              storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n{}{}",
+            indent(&options.zipkin_yaml, 6),
             indent(&options.ingester_yaml, 2),
             dir.join("blocks").display(),
             dir.join("wal").display(),
@@ -93,6 +109,11 @@ impl TestServer {
             http: addrs["http"],
             otlp_grpc: addrs["otlp_grpc"],
             otlp_http: addrs["otlp_http"],
+            jaeger_grpc: addrs["jaeger_grpc"],
+            jaeger_thrift_http: addrs["jaeger_thrift_http"],
+            jaeger_thrift_compact: addrs["jaeger_thrift_compact"],
+            jaeger_thrift_binary: addrs["jaeger_thrift_binary"],
+            zipkin: addrs["zipkin"],
             options,
         }
     }
