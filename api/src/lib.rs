@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod server;
 pub mod sql;

@@ -2,6 +2,7 @@
 
 mod ops;
 mod params;
+pub mod search;
 mod sql;
 mod tags;
 mod traces;
@@ -36,11 +37,15 @@ impl AppState {
     }
 }
 
-/// All routes of the query API.
+/// All routes of the query API, with Tempo's streaming gRPC services on
+/// the same port (HTTP/2 without TLS, next to HTTP/1.1).
 pub fn router(state: AppState) -> Router {
+    let streaming = crate::grpc::streaming_querier(state.clone());
     Router::new()
+        .route_service("/tempopb.StreamingQuerier/{*method}", streaming)
         .route("/api/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V1, s, h, p, q)))
         .route("/api/v2/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V2, s, h, p, q)))
+        .route("/api/search", get(search::search_handler))
         .route("/api/search/tags", get(tags::tags_v1))
         .route("/api/v2/search/tags", get(tags::tags_v2))
         .route("/api/search/tag/{name}/values", get(tags::values_v1))

@@ -1,0 +1,124 @@
+//! `tempopb.StreamingQuerier` over gRPC on the HTTP port (h2c beside
+//! HTTP/1.1, as Tempo's `stream_over_http_enabled`), which Grafana's Tempo
+//! data source uses for streaming search. The tenant comes from the
+//! `x-scope-orgid` metadata.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use spanlake_ingest::TENANT_HEADER;
+use spanlake_traceql::search::{SearchRequest as EngineRequest, SearchResult};
+use tonic::{Request, Response, Status};
+
+use crate::http::AppState;
+use crate::http::search::{ROOT_NOT_YET_RECEIVED, execute_search};
+use crate::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
+use crate::tempopb::{SearchMetrics, SearchRequest, SearchResponse, ServiceStats, Span, SpanSet, TraceSearchMetadata};
+
+/// The streaming querier service.
+#[derive(Clone)]
+pub struct Streaming {
+    state: AppState,
+}
+
+/// The gRPC service to mount beside the HTTP routes.
+pub fn streaming_querier(state: AppState) -> StreamingQuerierServer<Streaming> {
+    StreamingQuerierServer::new(Streaming { state })
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(Value::StringValue(value.to_owned())) }), ..Default::default() }
+}
+
+/// A search result as `tempopb.SearchResponse`.
+pub fn search_response(result: &SearchResult, total_blocks: usize, total_block_bytes: u64) -> SearchResponse {
+    let traces = result
+        .traces
+        .iter()
+        .map(|t| {
+            let span_sets: Vec<SpanSet> = t
+                .spansets
+                .iter()
+                .map(|set| SpanSet {
+                    spans: set
+                        .spans
+                        .iter()
+                        .map(|s| Span {
+                            span_id: hex::encode(s.span_id),
+                            name: s.name.clone(),
+                            start_time_unix_nano: s.start_unix_nano as u64,
+                            duration_nanos: s.duration_nano as u64,
+                            attributes: s.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
+                        })
+                        .collect(),
+                    matched: set.matched as u32,
+                    attributes: set.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
+                })
+                .collect();
+            TraceSearchMetadata {
+                trace_id: hex::encode(t.trace_id),
+                root_service_name: t.root_service_name.clone().unwrap_or_else(|| ROOT_NOT_YET_RECEIVED.to_owned()),
+                root_trace_name: t.root_trace_name.clone().unwrap_or_default(),
+                start_time_unix_nano: t.start_unix_nano as u64,
+                duration_ms: (t.duration_nano / 1_000_000) as u32,
+                span_set: span_sets.first().cloned(),
+                span_sets,
+                service_stats: t
+                    .service_stats
+                    .iter()
+                    .map(|(svc, s)| (svc.clone(), ServiceStats { span_count: s.span_count, error_count: s.error_count }))
+                    .collect(),
+            }
+        })
+        .collect();
+    SearchResponse {
+        traces,
+        metrics: Some(SearchMetrics {
+            inspected_traces: result.metrics.inspected_traces as u32,
+            inspected_bytes: total_block_bytes,
+            total_blocks: total_blocks as u32,
+            completed_jobs: 1,
+            total_jobs: 1,
+            total_block_bytes,
+            inspected_spans: result.metrics.inspected_spans,
+        }),
+    }
+}
+
+type SearchStream = Pin<Box<dyn Stream<Item = Result<SearchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl StreamingQuerier for Streaming {
+    type SearchStream = SearchStream;
+
+    async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchStream>, Status> {
+        let tenant = self
+            .state
+            .tenancy
+            .resolve(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))
+            .map_err(|e| Status::new(e.kind().grpc_code(), e.to_string()))?;
+        let r = request.into_inner();
+        let query = if r.query.trim().is_empty() { "{}".to_owned() } else { r.query };
+        let seconds = |s: u32| (s > 0).then_some(s as i64 * 1_000_000_000);
+        let (start, end) = (seconds(r.start), seconds(r.end).map(|e| e + 999_999_999));
+        if let (Some(s), Some(e)) = (start, end)
+            && s > e
+        {
+            return Err(Status::invalid_argument("start must not be after end"));
+        }
+        let request = EngineRequest {
+            limit: if r.limit == 0 { 20 } else { r.limit as usize },
+            spans_per_spanset: if r.spans_per_span_set == 0 { 3 } else { r.spans_per_span_set as usize },
+            start_unix_nano: start,
+            end_unix_nano: end,
+            min_trace_duration: (r.min_duration_ms > 0).then_some(r.min_duration_ms as i64 * 1_000_000),
+            max_trace_duration: (r.max_duration_ms > 0).then_some(r.max_duration_ms as i64 * 1_000_000),
+        };
+        let (result, blocks, bytes) = execute_search(&self.state, &tenant, &query, &request)
+            .await
+            .map_err(|e| Status::new(e.kind().grpc_code(), e.to_string()))?;
+        let message = search_response(&result, blocks, bytes);
+        Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(message) }))))
+    }
+}
