@@ -42,6 +42,25 @@ enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// Run a TraceQL search over the stored spans and print Tempo's JSON,
+    /// or with `--explain` the logical and physical plans it compiles to.
+    Traceql {
+        /// The TraceQL query.
+        query: String,
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = spanlake_ingest::DEFAULT_TENANT)]
+        tenant: String,
+        /// Print the plans instead of running the query.
+        #[arg(long)]
+        explain: bool,
+        /// Most recent traces returned.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Spans per spanset returned.
+        #[arg(long, default_value_t = 3)]
+        spss: usize,
+    },
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
@@ -83,6 +102,14 @@ fn main() -> ExitCode {
             init_logging(&config.server.log_level);
             run(server::serve(config))
         }
+        Command::Traceql { query, config, tenant, explain, limit, spss } => {
+            let config = match load_config(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging("warn");
+            run(traceql(config, tenant, query, explain, limit, spss))
+        }
         Command::Sql { query, config, tenant, format, output } => {
             let config = match load_config(config.as_ref()) {
                 Ok(c) => c,
@@ -103,6 +130,39 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+async fn traceql(config: config::Config, tenant: String, text: String, explain: bool, limit: usize, spss: usize) -> spanlake::error::Result<()> {
+    use spanlake::error::Error;
+    use spanlake_traceql::search::{SearchRequest, most_recent_traces_plan, plan_search, search};
+    let query = spanlake_traceql::parse(&text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))?;
+    let engine = spanlake_engine::open_read_only(&config.storage).await?;
+    let ctx = engine.session(&tenant)?;
+    let request = SearchRequest {
+        limit,
+        spans_per_spanset: spss,
+        start_unix_nano: None,
+        end_unix_nano: None,
+        min_trace_duration: None,
+        max_trace_duration: None,
+    };
+    let plan_error = |e: spanlake_traceql::search::SearchError| Error::bad_request(e.to_string());
+    if explain {
+        let spans = ctx.table_provider("spans").await.map_err(spanlake_engine::Error::from)?;
+        let plan = plan_search(&query, spans, &request).map_err(plan_error)?;
+        println!("== matched spans: logical plan as compiled ==\n{}\n", plan.plan.display_indent());
+        // What the search runs first: the most recent matching traces.
+        let first_pass = most_recent_traces_plan(&plan.plan, limit).map_err(plan_error)?;
+        let df = ctx.execute_logical_plan(first_pass).await.map_err(spanlake_engine::Error::from)?;
+        let explained = df.explain(false, false).map_err(spanlake_engine::Error::from)?.collect().await.map_err(spanlake_engine::Error::from)?;
+        let table = arrow::util::pretty::pretty_format_batches(&explained).map_err(spanlake_engine::Error::from)?;
+        println!("== first pass (most recent traces): optimized logical and physical plans ==\n{table}");
+        return Ok(());
+    }
+    let result = search(&ctx, &query, &request).await.map_err(plan_error)?;
+    let json = spanlake::http::search::search_response_json(&result, 0, 0);
+    println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    Ok(())
 }
 
 fn init_logging(level: &str) {

@@ -186,3 +186,38 @@ async fn streaming_search_over_grpc_on_the_http_port() {
     // HTTP/1.1 on the same port still works.
     assert!(server.ready().await);
 }
+
+#[tokio::test]
+async fn explain_shows_pushdown_into_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), Options::default());
+    assert_eq!(post_otlp(&server, vec![trace(random_trace_id(), "api", &[(1, None, "GET /"), (2, Some(1), "db")])], None).await.0, 200);
+    server.flush().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanlake"))
+        .args(["traceql", "--explain", "--config"])
+        .arg(dir.path().join("spanlake.yaml"))
+        .arg(r#"{ span.http.method = "GET" && duration > 1ms }"#)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let scan = text.lines().find(|l| l.contains("DataSourceExec") && l.contains("parquet")).unwrap_or_else(|| panic!("{text}"));
+    // The filter is evaluated inside the Parquet scan (row groups pruned by
+    // statistics, rows by late materialisation) and only the columns the
+    // first pass returns leave it.
+    let projection = scan.split("projection=[").nth(1).and_then(|p| p.split(']').next()).unwrap_or_else(|| panic!("{scan}"));
+    let mut columns: Vec<&str> = projection.split(", ").collect();
+    columns.sort();
+    assert_eq!(columns, ["trace_id", "trace_start_unix_nano"], "{scan}");
+    assert!(scan.contains("predicate=http_method@") && scan.contains("duration_nano@"), "{scan}");
+    assert!(scan.contains("pruning_predicate="), "{scan}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanlake"))
+        .args(["traceql", "--config"])
+        .arg(dir.path().join("spanlake.yaml"))
+        .arg(r#"{ name = "db" }"#)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["traces"][0]["spanSets"][0]["spans"][0]["name"], "db");
+}

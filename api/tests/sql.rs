@@ -41,6 +41,13 @@ async fn sql_over_head_and_blocks_json_arrow_and_cli() {
     let total: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(total, 2);
 
+    // hex_id() renders ids as Tempo does; maps are read with ['key'].
+    let (status, body) = sql(&server, "SELECT hex_id(span_id) AS id, span_attrs_str['http.method'] AS m FROM spans WHERE name = 'db'", None, None).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!([{"id": "0202020202020202"}]), "http.method is a dedicated column");
+    let (_, body) = sql(&server, "SELECT http_method AS m FROM spans WHERE name = 'db'", None, None).await;
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!([{"m": "GET"}]));
+
     // Read-only: DDL, DML and statements are refused with 400; so is bad SQL.
     for bad in [
         "CREATE TABLE t AS SELECT * FROM spans",

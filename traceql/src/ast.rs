@@ -16,7 +16,8 @@ pub struct Pos {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub pipeline: Pipeline,
-    /// `with(key = value, ...)` hints, in order.
+    /// `with(key = value, ...)` hints, in order. When a query has several
+    /// `with(...)` clauses, only the last one counts (as in Tempo).
     pub hints: Vec<Hint>,
 }
 
@@ -41,7 +42,10 @@ pub enum SpansetExpr {
     Filter { condition: FieldExpr, pos: Pos },
     /// `lhs op rhs` between spansets: `&&`, `||` and the structural operators.
     Binary { op: SpansetOp, lhs: Box<SpansetExpr>, rhs: Box<SpansetExpr>, pos: Pos },
-    /// A parenthesised pipeline used as a spanset, e.g. `({ a } | count() > 1) && { b }`.
+    /// A parenthesised pipeline used as a spanset, e.g.
+    /// `({ .a } | count() > 1) && ({ .b })`. Only in combinations (a
+    /// parenthesised pipeline alone is the query's pipeline itself); never
+    /// contains a metrics stage.
     Pipeline(Box<Pipeline>),
 }
 
@@ -86,7 +90,8 @@ pub enum Stage {
     /// Tempo's grammar takes exactly one field expression, so `exprs` always
     /// has one element when produced by the parser.
     By { exprs: Vec<FieldExpr>, pos: Pos },
-    /// `| select(expr, ...)`: add attributes to the returned spans.
+    /// `| select(expr, ...)`: add attributes to the returned spans. The
+    /// expressions are `FieldExpr::Attribute` or `FieldExpr::Intrinsic` only.
     Select { exprs: Vec<FieldExpr>, pos: Pos },
     /// `| coalesce()`: merge the spansets of a trace into one.
     Coalesce { pos: Pos },
@@ -147,12 +152,16 @@ pub enum MetricsOp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsAggregate {
     pub op: MetricsOp,
-    /// The measured attribute (`quantile_over_time(duration, ...)`).
+    /// The measured attribute (`quantile_over_time(duration, ...)`): a
+    /// `FieldExpr::Attribute` or `FieldExpr::Intrinsic`; `None` for `rate`,
+    /// `count_over_time` and `compare`.
     pub attr: Option<FieldExpr>,
     /// Quantiles for `quantile_over_time`.
     pub quantiles: Vec<f64>,
     /// `compare({selection}, topN, start, end)` arguments.
     pub compare: Option<CompareArgs>,
+    /// `by (a, b)`: attributes and intrinsics only (at most 5; 4 for
+    /// `quantile_over_time` and `histogram_over_time`).
     pub by: Vec<FieldExpr>,
     pub pos: Pos,
 }
@@ -160,9 +169,15 @@ pub struct MetricsAggregate {
 /// Arguments of `compare()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareArgs {
+    /// Always a `SpansetExpr::Filter`.
     pub selection: Box<SpansetExpr>,
+    /// Values kept per attribute; `None` when not written (Tempo's default
+    /// is 10). Positive.
     pub top_n: Option<i64>,
+    /// Selection window in unix nanoseconds: both `None`, both `Some(0)`
+    /// (no window), or `0 < start < end`.
     pub start: Option<i64>,
+    /// See `start`.
     pub end: Option<i64>,
 }
 
@@ -200,7 +215,10 @@ pub enum BinaryOp {
     Gte,
     Lt,
     Lte,
-    /// `=~`: fully anchored regular expression match.
+    /// `=~`: fully anchored regular expression match. The right-hand side
+    /// is always a string literal in Go RE2 syntax; build the matcher with
+    /// `validate::anchored_regex` (translation to the `regex` crate's
+    /// syntax, plus anchoring).
     Regex,
     /// `!~`
     NotRegex,

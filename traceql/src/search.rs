@@ -150,13 +150,19 @@ pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest
     Ok(assemble(&plan, &batches, &trace_ids, request.spans_per_spanset)?)
 }
 
-/// The ids of the `limit` most recent matching traces, newest first.
-async fn most_recent_traces(ctx: &SessionContext, matched: &LogicalPlan, limit: usize) -> Result<Vec<[u8; 16]>, SearchError> {
-    let top = LogicalPlanBuilder::from(matched.clone())
+/// The first pass of a search: the ids of the `limit` most recent matching
+/// traces, newest first. Reads only the columns the query touches plus
+/// trace_id and trace_start_unix_nano.
+pub fn most_recent_traces_plan(matched: &LogicalPlan, limit: usize) -> Result<LogicalPlan, SearchError> {
+    Ok(LogicalPlanBuilder::from(matched.clone())
         .aggregate(vec![col(c::TRACE_ID)], vec![max(col(c::TRACE_START_UNIX_NANO)).alias("__start")])?
         .sort(vec![col("__start").sort(false, true), col(c::TRACE_ID).sort(true, true)])?
         .limit(0, Some(limit))?
-        .build()?;
+        .build()?)
+}
+
+async fn most_recent_traces(ctx: &SessionContext, matched: &LogicalPlan, limit: usize) -> Result<Vec<[u8; 16]>, SearchError> {
+    let top = most_recent_traces_plan(matched, limit)?;
     let batches = ctx.execute_logical_plan(top).await?.collect().await?;
     let mut ids = Vec::new();
     for batch in &batches {

@@ -269,6 +269,11 @@ pub fn condition(expr: &FieldExpr) -> Result<Expr, CompileError> {
 /// Compiles `lhs op rhs` for a comparison operator.
 fn compare(op: BinaryOp, lhs: &FieldExpr, rhs: &FieldExpr) -> Result<Expr, CompileError> {
     let df_op = comparison(op).expect("caller checked");
+    let is_nil = |e: &FieldExpr| matches!(e, FieldExpr::Static { value: Static::Nil, .. });
+    if is_nil(lhs) && is_nil(rhs) {
+        // Tempo: nil compared with nil never matches.
+        return Ok(lit(false));
+    }
     if let FieldExpr::Static { value: Static::Nil, .. } = rhs {
         return nil_check(op, lhs);
     }
@@ -313,10 +318,13 @@ fn attribute_compare(attr: &Attribute, op: BinaryOp, other: &FieldExpr) -> Resul
     result.ok_or_else(|| CompileError::new("no comparable attribute type"))
 }
 
-/// The right-hand side of `=~`/`!~`: a string literal, fully anchored as in Tempo.
+/// The right-hand side of `=~`/`!~`: a string literal, fully anchored as in
+/// Tempo, with Go (RE2) syntax translated for Rust's regex engine.
 fn anchored(pattern: &FieldExpr) -> Result<Expr, CompileError> {
     match pattern {
-        FieldExpr::Static { value: Static::Str(p), .. } => Ok(lit(format!("^(?:{p})$"))),
+        FieldExpr::Static { value: Static::Str(p), .. } => {
+            crate::validate::anchored_regex(p).map(lit).map_err(CompileError::new)
+        }
         other => Err(CompileError::new(format!("regular expression at {} must be a string literal", other.pos()))),
     }
 }
