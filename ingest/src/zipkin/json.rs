@@ -38,7 +38,7 @@ fn scalar_text(v: serde_json::Value) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonEndpoint {
     service_name: Option<String>,
@@ -184,6 +184,11 @@ pub fn decode_v1(body: &[u8]) -> Result<Vec<Span>> {
     Ok(out)
 }
 
+/// Zipkin v1's core annotations (they set kind and timing).
+fn is_core(value: &str) -> bool {
+    matches!(value, "cs" | "cr" | "sr" | "ss" | "ms" | "mr")
+}
+
 fn endpoint(e: Option<JsonEndpoint>) -> Result<Option<Endpoint>> {
     e.map(|e| e.into_model(V1)).transpose()
 }
@@ -212,7 +217,13 @@ impl JsonSpanV1 {
 
         let (mut cs, mut cr, mut sr, mut ss, mut ms, mut mr) = (None, None, None, None, None, None);
         let mut other = Vec::new();
+        // The local endpoint when nothing better names it: the first endpoint
+        // of any annotation (Zipkin's converter does the same).
+        let mut first_endpoint: Option<JsonEndpoint> = None;
         for a in self.annotations {
+            if first_endpoint.is_none() && a.endpoint.is_some() && !is_core(&a.value) {
+                first_endpoint = a.endpoint.clone();
+            }
             let slot = match a.value.as_str() {
                 "cs" => &mut cs,
                 "cr" => &mut cr,
@@ -237,7 +248,10 @@ impl JsonSpanV1 {
                 "ma" => ma = b.endpoint,
                 _ => {
                     if b.key == "lc" && lc_endpoint.is_none() {
-                        lc_endpoint = b.endpoint;
+                        lc_endpoint = b.endpoint.clone();
+                    }
+                    if first_endpoint.is_none() {
+                        first_endpoint = b.endpoint;
                     }
                     tags.push((b.key, scalar_text(b.value)));
                 }
@@ -260,14 +274,15 @@ impl JsonSpanV1 {
         side(Kind::Consumer, mr, None, ma);
         let has_sides = !sides.is_empty();
         if !has_sides {
-            sides.push((None, None, None, lc_endpoint.take(), None));
+            sides.push((None, None, None, lc_endpoint.take().or(first_endpoint.take()), None));
         }
 
         let n = sides.len();
         for (i, (kind, start, end, local, remote)) in sides.into_iter().enumerate() {
             let mut span = base.clone();
             span.kind = kind;
-            span.local_endpoint = endpoint(local)?.or(endpoint(if i == 0 { lc_endpoint.take() } else { None })?);
+            let fallback = if i == 0 { lc_endpoint.take().or(first_endpoint.take()) } else { None };
+            span.local_endpoint = endpoint(local)?.or(endpoint(fallback)?);
             span.remote_endpoint = endpoint(remote)?;
             // The span's own timestamp/duration belong to its first side (the
             // one that started it); other sides take their annotations.
