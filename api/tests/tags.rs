@@ -54,6 +54,16 @@ async fn tags_and_values_come_from_head_and_blocks() {
     let (_, body) = get(&server, "/api/search/tag/service.name/values?start=1000&end=2000").await;
     assert_eq!(body["tagValues"], json!(["web"]));
 
+    // `q` narrows the values to spans matching it; an incomplete `q` is ignored.
+    let (_, body) = get(&server, "/api/v2/search/tag/resource.service.name/values?q=%7B%20name%20%3D%20%22charge%22%20%7D").await;
+    assert_eq!(body["tagValues"], json!([{"type": "string", "value": "billing"}]));
+    let (_, body) = get(&server, "/api/v2/search/tag/span.http.method/values?q=%7B%20resource.service.name%20%3D%20%22web%22%20%7D").await;
+    assert_eq!(body["tagValues"], json!([{"type": "string", "value": "GET"}]));
+    let (_, body) = get(&server, "/api/v2/search/tag/kind/values?q=%7B%20name%20%3D%20%22charge%22%20%7D").await;
+    assert_eq!(body["tagValues"], json!([{"type": "keyword", "value": "server"}]));
+    let (_, body) = get(&server, "/api/v2/search/tag/resource.service.name/values?q=%7B%20name%20%3D%20").await;
+    assert_eq!(body["tagValues"].as_array().unwrap().len(), 2, "incomplete q is ignored");
+
     assert_eq!(get(&server, "/api/v2/search/tag/service.name/values").await.0, 400, "unscoped without a dot");
     assert_eq!(get(&server, "/api/v2/search/tags?scope=bogus").await.0, 400);
     assert_eq!(get(&server, "/api/search/tags?limit=0").await.0, 400);

@@ -306,3 +306,34 @@ fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss
     result.metrics.inspected_traces = result.traces.len() as u64;
     Ok(result)
 }
+
+/// Distinct values of `tag` among the spans matching `query`, as (type,
+/// value) pairs, at most `limit` (tag-value autocomplete with a filter).
+pub async fn tag_values(
+    ctx: &SessionContext,
+    query: &Query,
+    tag: &crate::ast::FieldExpr,
+    request: &SearchRequest,
+    limit: usize,
+) -> Result<Vec<(String, String)>, SearchError> {
+    let spans = ctx.table_provider("spans").await?;
+    let plan = plan_search(query, spans, request)?;
+    let mut out = Vec::new();
+    for (ty, value) in crate::compile::typed_text(tag)? {
+        if out.len() >= limit {
+            break;
+        }
+        let distinct = LogicalPlanBuilder::from(plan.plan.clone())
+            .project(vec![value.alias("value")])?
+            .filter(col("value").is_not_null())?
+            .distinct()?
+            .sort(vec![col("value").sort(true, true)])?
+            .limit(0, Some(limit - out.len()))?
+            .build()?;
+        for batch in ctx.execute_logical_plan(distinct).await?.collect().await? {
+            let values = batch.column(0).as_string::<i32>();
+            out.extend((0..values.len()).map(|i| (ty.to_owned(), values.value(i).to_owned())));
+        }
+    }
+    Ok(out)
+}

@@ -53,8 +53,7 @@ pub struct TagParams {
     start: Option<String>,
     end: Option<String>,
     limit: Option<String>,
-    /// TraceQL restricting the spans considered (accepted; see `values_v2`).
-    #[allow(dead_code)]
+    /// TraceQL restricting the spans considered (`values_v2`).
     q: Option<String>,
 }
 
@@ -201,6 +200,10 @@ pub async fn values_v2(
 ) -> Result<Json<Value>> {
     let limit = p.limit()?;
     let (scopes, name) = scoped_name(&scoped)?;
+    if let Some(values) = filtered_values(&state, &headers, &p, &scoped, limit).await? {
+        let tag_values: Vec<Value> = values.into_iter().map(|(ty, v)| json!({ "type": ty, "value": v })).collect();
+        return Ok(Json(json!({ "tagValues": tag_values, "metrics": {} })));
+    }
     let summary = p.summary(&state, &headers)?;
     let tag_values: Vec<Value> = values(&summary, &scopes, &name)
         .into_iter()
@@ -208,4 +211,43 @@ pub async fn values_v2(
         .take(limit)
         .collect();
     Ok(Json(json!({ "tagValues": tag_values, "metrics": {} })))
+}
+
+/// Values of `scoped` among the spans matching `q`, when `q` is a complete
+/// query that narrows anything. Incomplete queries (Grafana sends what the
+/// user has typed so far) fall back to the unfiltered summary, as in Tempo.
+async fn filtered_values(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &TagParams,
+    scoped: &str,
+    limit: usize,
+) -> Result<Option<Vec<(String, String)>>> {
+    let Some(q) = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty() && *q != "{}" && *q != "{ }") else {
+        return Ok(None);
+    };
+    let Ok(query) = spanlake_traceql::parse(q) else { return Ok(None) };
+    // The tag as a field expression, parsed the way TraceQL spells it.
+    let tag = match spanlake_traceql::parse(&format!("{{ }} | by({scoped})")).map(|t| t.pipeline.stages) {
+        Ok(stages) => match stages.into_iter().next() {
+            Some(spanlake_traceql::ast::Stage::By { mut exprs, .. }) if exprs.len() == 1 => exprs.remove(0),
+            _ => return Ok(None),
+        },
+        Err(_) => return Ok(None),
+    };
+    let tenant = state.tenant(headers)?;
+    let range = seconds_range(p.start.as_deref(), p.end.as_deref())?;
+    let ctx = state.engine.query.session_in_range(&tenant, range)?;
+    let request = spanlake_traceql::search::SearchRequest {
+        limit: usize::MAX,
+        spans_per_spanset: 0,
+        start_unix_nano: range.map(|r| r.0),
+        end_unix_nano: range.map(|r| r.1),
+        min_trace_duration: None,
+        max_trace_duration: None,
+    };
+    let values = spanlake_traceql::search::tag_values(&ctx, &query, &tag, &request, limit.min(10_000))
+        .await
+        .map_err(|e| Error::bad_request(format!("invalid q: {e}")))?;
+    Ok(Some(values))
 }

@@ -400,6 +400,39 @@ pub fn text(expr: &FieldExpr) -> Result<Expr, CompileError> {
     }
 }
 
+/// The value of a tag (an attribute or intrinsic) as text columns by Tempo's
+/// value type (`string`, `int`, `float`, `bool`, `keyword`), for tag-value
+/// autocomplete.
+pub fn typed_text(expr: &FieldExpr) -> Result<Vec<(&'static str, Expr)>, CompileError> {
+    match expr {
+        FieldExpr::Attribute { attr, .. } => Ok(vec![
+            ("string", attribute_as(attr, Ty::Str)?),
+            ("int", cast(attribute_as(attr, Ty::Int)?, DataType::Utf8)),
+            ("float", cast(attribute_as(attr, Ty::Float)?, DataType::Utf8)),
+            ("bool", cast(attribute_as(attr, Ty::Bool)?, DataType::Utf8)),
+        ]),
+        FieldExpr::Intrinsic { intrinsic: Intrinsic::Status, .. } => Ok(vec![("keyword", keyword(c::STATUS_CODE, &["unset", "ok", "error"]))]),
+        FieldExpr::Intrinsic { intrinsic: Intrinsic::Kind, .. } => Ok(vec![(
+            "keyword",
+            keyword(c::KIND, &["unspecified", "internal", "server", "client", "producer", "consumer"]),
+        )]),
+        FieldExpr::Intrinsic { intrinsic: i, .. } => match intrinsic(*i)? {
+            (e, Ty::Str) => Ok(vec![("string", e)]),
+            (_, ty) => Err(CompileError::new(format!("{ty:?} intrinsics have no value list"))),
+        },
+        other => Err(CompileError::new(format!("expression at {} is not a tag", other.pos()))),
+    }
+}
+
+/// `CASE column WHEN 0 THEN names[0] ... END` for small OTLP enums.
+fn keyword(column_name: &str, names: &[&str]) -> Expr {
+    let mut case = datafusion::logical_expr::case(column(column_name));
+    for (code, name) in names.iter().enumerate() {
+        case = case.when(lit(ScalarValue::Int8(Some(code as i8))), lit(*name));
+    }
+    case.end().unwrap_or_else(|_| lit(ScalarValue::Utf8(None)))
+}
+
 /// Does the expression read event or link fields (which needs the lists unnested)?
 pub fn uses_scope(expr: &FieldExpr, scope: AttrScope) -> bool {
     match expr {

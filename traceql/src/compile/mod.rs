@@ -11,7 +11,7 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 
 use crate::ast::{AttrScope, FieldExpr, Intrinsic, Query};
 
-pub use field::{kind_code, status_code};
+pub use field::{kind_code, status_code, typed_text};
 
 /// Produces a fresh scan of the `spans` table (each side of a join needs its own).
 pub type Scan<'a> = dyn Fn() -> Result<LogicalPlanBuilder, CompileError> + 'a;
