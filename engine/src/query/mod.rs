@@ -2,6 +2,7 @@
 //! sessions with the `spans` table registered, and trace lookup by id.
 
 mod table;
+mod udf;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -89,6 +90,9 @@ impl QueryEngine {
     fn session_with(&self, table: SpansTable) -> Result<SessionContext> {
         let ctx = SessionContext::new_with_config_rt(Self::session_config(), self.runtime.clone());
         ctx.register_table("spans", Arc::new(table))?;
+        for function in udf::helper_functions() {
+            ctx.register_udf(function);
+        }
         Ok(ctx)
     }
 
