@@ -12,3 +12,6 @@ pub mod zipkin {
     #![allow(missing_docs, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/zipkin.proto3.rs"));
 }
+
+/// The well-known types the Jaeger schema uses (`Timestamp`, `Duration`).
+pub use prost_types;
