@@ -34,21 +34,8 @@ fn roundtrip_with(client: &str, options: Options) {
     let python = legacy_python();
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), options);
-    let output = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/legacy/legacy_roundtrip.py"))
-        .args(["--client", client])
-        .env("SPANLAKE_HTTP", server.http.to_string())
-        .env("SPANLAKE_JAEGER_GRPC", server.jaeger_grpc.to_string())
-        .env("SPANLAKE_JAEGER_THRIFT_HTTP", server.jaeger_thrift_http.to_string())
-        .env("SPANLAKE_JAEGER_COMPACT", server.jaeger_thrift_compact.to_string())
-        .env("SPANLAKE_JAEGER_BINARY", server.jaeger_thrift_binary.to_string())
-        .env("SPANLAKE_ZIPKIN", server.zipkin.to_string())
-        .output()
-        .expect("run legacy_roundtrip.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{client} round trip failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.lines().last().is_some_and(|l| l.starts_with(&format!("OK {client} "))), "{stdout}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/legacy/legacy_roundtrip.py");
+    server.run_client_script(&python, &script, &["--client", client], &format!("OK {client} "));
 }
 
 #[test]

@@ -4,23 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Options, TestServer, python_script, venv_python};
 
 fn run_sdk_roundtrip(server: &TestServer, args: &[&str]) {
-    let output = Command::new(venv_python())
-        .arg(python_script("otel_sdk_roundtrip.py"))
-        .args(args)
-        .env("SPANLAKE_OTLP_GRPC", server.otlp_grpc.to_string())
-        .env("SPANLAKE_OTLP_HTTP", server.otlp_http.to_string())
-        .env("SPANLAKE_HTTP", server.http.to_string())
-        .output()
-        .expect("run otel_sdk_roundtrip.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK round trip failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.lines().last().is_some_and(|l| l.starts_with("OK ")), "{stdout}");
+    server.run_client_script(&venv_python(), &python_script("otel_sdk_roundtrip.py"), args, "OK ");
 }
 
 #[test]

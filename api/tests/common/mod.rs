@@ -244,6 +244,32 @@ pub async fn post_otlp(server: &TestServer, spans: Vec<ResourceSpans>, tenant: O
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
+impl TestServer {
+    /// Runs a client script with every receiver's and the query API's
+    /// address in `SPANLAKE_*` variables; asserts it succeeded and that its
+    /// last line starts with `expect`. Returns its standard output.
+    pub fn run_client_script(&self, python: &Path, script: &Path, args: &[&str], expect: &str) -> String {
+        let output = Command::new(python)
+            .arg(script)
+            .args(args)
+            .env("SPANLAKE_HTTP", self.http.to_string())
+            .env("SPANLAKE_OTLP_GRPC", self.otlp_grpc.to_string())
+            .env("SPANLAKE_OTLP_HTTP", self.otlp_http.to_string())
+            .env("SPANLAKE_JAEGER_GRPC", self.jaeger_grpc.to_string())
+            .env("SPANLAKE_JAEGER_THRIFT_HTTP", self.jaeger_thrift_http.to_string())
+            .env("SPANLAKE_JAEGER_COMPACT", self.jaeger_thrift_compact.to_string())
+            .env("SPANLAKE_JAEGER_BINARY", self.jaeger_thrift_binary.to_string())
+            .env("SPANLAKE_ZIPKIN", self.zipkin.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{} {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}", script.display());
+        assert!(stdout.lines().last().is_some_and(|l| l.starts_with(expect)), "{stdout}");
+        stdout
+    }
+}
+
 /// The test virtualenv's python (OpenTelemetry SDK, moto), created on first
 /// use by `api/tests/python/ensure_venv.sh` (a no-op when up to date).
 pub fn venv_python() -> PathBuf {

@@ -224,7 +224,8 @@ fn parse_id<const N: usize>(text: &str) -> Option<Vec<u8>> {
     hex::decode(padded).ok()
 }
 
-fn comparison(op: BinaryOp) -> Option<Operator> {
+/// DataFusion's operator for a TraceQL comparison.
+pub(super) fn comparison(op: BinaryOp) -> Option<Operator> {
     Some(match op {
         BinaryOp::Eq => Operator::Eq,
         BinaryOp::Neq => Operator::NotEq,
@@ -342,7 +343,8 @@ fn nil_check(op: BinaryOp, expr: &FieldExpr) -> Result<Expr, CompileError> {
     }
 }
 
-fn arithmetic(op: BinaryOp) -> Option<Operator> {
+/// DataFusion's operator for TraceQL arithmetic (`^` is a function).
+pub(super) fn arithmetic(op: BinaryOp) -> Option<Operator> {
     Some(match op {
         BinaryOp::Add => Operator::Plus,
         BinaryOp::Sub => Operator::Minus,

@@ -96,15 +96,9 @@ fn scalar_filter(plan: LogicalPlan, by: &[OutputColumn], lhs: &ScalarExpr, op: B
     let mut windows = Vec::new();
     let l = scalar(lhs, &partition, &mut windows)?;
     let r = scalar(rhs, &partition, &mut windows)?;
-    let cmp = match op {
-        BinaryOp::Eq => Operator::Eq,
-        BinaryOp::Neq => Operator::NotEq,
-        BinaryOp::Gt => Operator::Gt,
-        BinaryOp::Gte => Operator::GtEq,
-        BinaryOp::Lt => Operator::Lt,
-        BinaryOp::Lte => Operator::LtEq,
-        other => return Err(CompileError::new(format!("{other:?} is not a comparison"))),
-    };
+    let cmp = field::comparison(op)
+        .filter(|o| !matches!(o, Operator::RegexMatch | Operator::RegexNotMatch))
+        .ok_or_else(|| CompileError::new(format!("{op:?} is not a comparison of numbers")))?;
     let names: Vec<String> = (0..windows.len()).map(|i| format!("__agg_{i}")).collect();
     let filtered = LogicalPlanBuilder::from(plan)
         .window(windows)
@@ -121,14 +115,7 @@ fn scalar(expr: &ScalarExpr, partition: &[Expr], windows: &mut Vec<Expr>) -> Res
         ScalarExpr::Binary { op, lhs, rhs, .. } => {
             let l = scalar(lhs, partition, windows)?;
             let r = scalar(rhs, partition, windows)?;
-            let df_op = match op {
-                BinaryOp::Add => Operator::Plus,
-                BinaryOp::Sub => Operator::Minus,
-                BinaryOp::Mul => Operator::Multiply,
-                BinaryOp::Div => Operator::Divide,
-                BinaryOp::Mod => Operator::Modulo,
-                other => return Err(CompileError::new(format!("{other:?} is not arithmetic"))),
-            };
+            let df_op = field::arithmetic(*op).ok_or_else(|| CompileError::new(format!("{op:?} is not arithmetic")))?;
             Ok(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), df_op, Box::new(r))))
         }
         ScalarExpr::Aggregate { op, arg, pos } => {
