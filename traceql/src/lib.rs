@@ -24,6 +24,7 @@ pub mod compile;
 pub mod display;
 pub mod error;
 pub mod lexer;
+pub mod metrics;
 pub mod parser;
 pub mod search;
 pub mod validate;

@@ -1,5 +1,6 @@
 //! Tempo's HTTP API on :3200: trace by id and operational endpoints.
 
+mod metrics;
 mod ops;
 mod params;
 pub mod search;
@@ -46,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V1, s, h, p, q)))
         .route("/api/v2/traces/{id}", get(|s, h, p, q| traces::trace_by_id(ApiVersion::V2, s, h, p, q)))
         .route("/api/search", get(search::search_handler))
+        .route("/api/metrics/query_range", get(metrics::query_range_handler))
+        .route("/api/metrics/query", get(metrics::query_instant_handler))
         .route("/api/search/tags", get(tags::tags_v1))
         .route("/api/v2/search/tags", get(tags::tags_v2))
         .route("/api/search/tag/{name}/values", get(tags::values_v1))

@@ -54,6 +54,17 @@ pub fn compile_search(query: &Query, scan: &Scan<'_>) -> Result<SearchPlan, Comp
     pipeline::compile_pipeline(scan, &query.pipeline)
 }
 
+/// A field expression's value as a number (attributes read from the int and
+/// float maps), for metrics functions.
+pub fn numeric_value(expr: &FieldExpr) -> Result<datafusion::logical_expr::Expr, CompileError> {
+    Ok(field::value(expr, Some(field::Ty::Float))?.0)
+}
+
+/// A field expression's value as text, for labels and groups.
+pub fn text_value(expr: &FieldExpr) -> Result<datafusion::logical_expr::Expr, CompileError> {
+    field::text(expr)
+}
+
 /// How an output expression is labelled in results (Tempo's attribute key).
 pub fn label(expr: &FieldExpr) -> String {
     match expr {
