@@ -14,7 +14,11 @@ use tonic::{Request, Response, Status};
 use crate::http::AppState;
 use crate::http::search::{ROOT_NOT_YET_RECEIVED, execute_search};
 use crate::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
-use crate::tempopb::{SearchMetrics, SearchRequest, SearchResponse, ServiceStats, Span, SpanSet, TraceSearchMetadata};
+use crate::http::metrics::{execute_metrics, prom_labels};
+use crate::tempopb::{
+    QueryRangeRequest, QueryRangeResponse, Sample, SearchMetrics, SearchRequest, SearchResponse, ServiceStats, Span, SpanSet,
+    TimeSeries, TraceSearchMetadata,
+};
 
 /// The streaming querier service.
 #[derive(Clone)]
@@ -87,17 +91,50 @@ pub fn search_response(result: &SearchResult, total_blocks: usize, total_block_b
 }
 
 type SearchStream = Pin<Box<dyn Stream<Item = Result<SearchResponse, Status>> + Send>>;
+type MetricsStream = Pin<Box<dyn Stream<Item = Result<QueryRangeResponse, Status>> + Send>>;
+
+fn status(e: crate::error::Error) -> Status {
+    Status::new(e.kind().grpc_code(), e.to_string())
+}
+
+impl Streaming {
+    fn tenant<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        self.state
+            .tenancy
+            .resolve(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))
+            .map_err(|e| Status::new(e.kind().grpc_code(), e.to_string()))
+    }
+}
 
 #[tonic::async_trait]
 impl StreamingQuerier for Streaming {
     type SearchStream = SearchStream;
+    type MetricsQueryRangeStream = MetricsStream;
+
+    async fn metrics_query_range(&self, request: Request<QueryRangeRequest>) -> Result<Response<MetricsStream>, Status> {
+        let tenant = self.tenant(&request)?;
+        let r = request.into_inner();
+        let query = spanlake_traceql::parse(&r.query).map_err(|e| Status::invalid_argument(format!("invalid TraceQL query: {e}")))?;
+        let end = if r.end == 0 { i64::MAX } else { r.end as i64 };
+        let step = if r.step == 0 { ((end - r.start as i64) / 100).max(1_000_000_000) } else { r.step as i64 };
+        let request = spanlake_traceql::metrics::MetricsRequest { start: r.start as i64, end, step };
+        let series = execute_metrics(&self.state, &tenant, &query, &request).await.map_err(status)?;
+        let message = QueryRangeResponse {
+            series: series
+                .iter()
+                .map(|s| TimeSeries {
+                    labels: s.labels.iter().map(|(k, v)| kv(k, v)).collect(),
+                    samples: s.samples.iter().map(|(t, v)| Sample { timestamp_ms: *t, value: *v }).collect(),
+                    prom_labels: prom_labels(s),
+                })
+                .collect(),
+            metrics: Some(SearchMetrics { completed_jobs: 1, total_jobs: 1, ..Default::default() }),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(message) }))))
+    }
 
     async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchStream>, Status> {
-        let tenant = self
-            .state
-            .tenancy
-            .resolve(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))
-            .map_err(|e| Status::new(e.kind().grpc_code(), e.to_string()))?;
+        let tenant = self.tenant(&request)?;
         let r = request.into_inner();
         let query = if r.query.trim().is_empty() { "{}".to_owned() } else { r.query };
         let seconds = |s: u32| (s > 0).then_some(s as i64 * 1_000_000_000);
@@ -115,9 +152,7 @@ impl StreamingQuerier for Streaming {
             min_trace_duration: (r.min_duration_ms > 0).then_some(r.min_duration_ms as i64 * 1_000_000),
             max_trace_duration: (r.max_duration_ms > 0).then_some(r.max_duration_ms as i64 * 1_000_000),
         };
-        let (result, blocks, bytes) = execute_search(&self.state, &tenant, &query, &request)
-            .await
-            .map_err(|e| Status::new(e.kind().grpc_code(), e.to_string()))?;
+        let (result, blocks, bytes) = execute_search(&self.state, &tenant, &query, &request).await.map_err(status)?;
         let message = search_response(&result, blocks, bytes);
         Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(message) }))))
     }

@@ -81,6 +81,19 @@ async fn rate_count_quantile_and_instant() {
     let total: f64 = body["series"].as_array().unwrap().iter().map(|s| s["value"].as_f64().unwrap()).sum();
     assert_eq!(total, 8.0);
 
+    // The same over gRPC on the HTTP port (Grafana's streaming metrics).
+    let mut client = spanlake::tempopb::streaming_querier_client::StreamingQuerierClient::connect(format!("http://{}", server.http)).await.unwrap();
+    let request = spanlake::tempopb::QueryRangeRequest {
+        query: "{ } | count_over_time()".into(),
+        start: base * 1_000_000_000,
+        end: (base + 120) * 1_000_000_000,
+        step: 60_000_000_000,
+    };
+    let mut stream = client.metrics_query_range(request).await.unwrap().into_inner();
+    let message = stream.message().await.unwrap().unwrap();
+    let values: Vec<f64> = message.series[0].samples.iter().map(|s| s.value).collect();
+    assert_eq!(values, [6.0, 2.0]);
+
     for (params, why) in [
         (vec![("q", "{ }"), ("start", start.as_str()), ("end", end.as_str())], "not a metrics query"),
         (vec![("q", "{ } | rate()"), ("start", end.as_str()), ("end", start.as_str())], "start after end"),

@@ -87,17 +87,26 @@ fn labels_json(series: &Series) -> Value {
     json!(labels)
 }
 
-fn prom_labels(series: &Series) -> String {
+/// Prometheus text of a series' labels, e.g. `{resource.service.name="web"}`.
+pub fn prom_labels(series: &Series) -> String {
     let inner: Vec<String> = series.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "\\\""))).collect();
     format!("{{{}}}", inner.join(", "))
 }
 
 async fn run(state: &AppState, headers: &HeaderMap, p: &MetricsParams, instant: bool) -> Result<Vec<Series>> {
     let tenant = state.tenant(headers)?;
-    let query = p.query()?;
-    let request = p.request(instant)?;
-    let ctx = state.engine.query.session_in_range(&tenant, Some((request.start, request.end)))?;
-    query_range(&ctx, &query, &request).await.map_err(|e| match e {
+    execute_metrics(state, &tenant, &p.query()?, &p.request(instant)?).await
+}
+
+/// Runs a metrics query for `tenant` (shared by HTTP and gRPC).
+pub async fn execute_metrics(
+    state: &AppState,
+    tenant: &str,
+    query: &spanlake_traceql::ast::Query,
+    request: &MetricsRequest,
+) -> Result<Vec<Series>> {
+    let ctx = state.engine.query.session_in_range(tenant, Some((request.start, request.end)))?;
+    query_range(&ctx, query, request).await.map_err(|e| match e {
         spanlake_traceql::search::SearchError::Compile(c) => Error::bad_request(format!("invalid TraceQL query: {c}")),
         spanlake_traceql::search::SearchError::DataFusion(d) => Error::Engine(spanlake_engine::Error::from(d)),
         spanlake_traceql::search::SearchError::Arrow(a) => Error::Engine(spanlake_engine::Error::from(a)),

@@ -1,6 +1,6 @@
 //! Tempo's HTTP API on :3200: trace by id and operational endpoints.
 
-mod metrics;
+pub mod metrics;
 mod ops;
 mod params;
 pub mod search;
