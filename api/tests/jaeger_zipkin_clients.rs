@@ -87,3 +87,57 @@ fn py_zipkin_v1_json() {
 fn py_zipkin_v2_proto3() {
     roundtrip("py-zipkin-v2-proto3");
 }
+
+/// `npm ci` of `api/tests/node` into `target/node-legacy` (once per lock
+/// file: a marker holds the lock's contents); returns its `node_modules`.
+fn node_modules() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/node-legacy");
+    let lock = std::fs::read(src.join("package-lock.json")).unwrap();
+    let marker = dir.join(".installed-lock");
+    if std::fs::read(&marker).ok().as_ref() != Some(&lock) {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(src.join("package.json"), dir.join("package.json")).unwrap();
+        std::fs::write(dir.join("package-lock.json"), &lock).unwrap();
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .stdout(Stdio::inherit())
+            .status()
+            .expect("run npm ci");
+        assert!(status.success(), "npm ci failed");
+        std::fs::write(&marker, &lock).unwrap();
+    }
+    dir.join("node_modules")
+}
+
+fn node_roundtrip(mode: &str) {
+    let modules = node_modules();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), Options::default());
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/jaeger_roundtrip.js"))
+        .arg(mode)
+        .env("NODE_PATH", modules)
+        .env("SPANLAKE_HTTP", server.http.to_string())
+        .env("SPANLAKE_JAEGER_BINARY", server.jaeger_thrift_binary.to_string())
+        .env("SPANLAKE_JAEGER_THRIFT_HTTP", server.jaeger_thrift_http.to_string())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "node {mode} round trip failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().last().is_some_and(|l| l.starts_with(&format!("OK node-{mode} "))), "{stdout}");
+}
+
+#[test]
+fn node_jaeger_exporter_over_agent_udp_binary() {
+    node_roundtrip("udp");
+}
+
+#[test]
+fn node_jaeger_exporter_over_collector_http_chunked() {
+    node_roundtrip("http");
+}
