@@ -1,7 +1,9 @@
 //! Real Jaeger and Zipkin client libraries (from PyPI, in their own venv
 //! `target/pyenv-legacy`) send a multi-span trace to each receiver; the
 //! script `api/tests/python/legacy/legacy_roundtrip.py` reads it back with
-//! `GET /api/traces/{id}` and compares every translated field.
+//! `GET /api/traces/{id}` and compares every translated field. The Node
+//! Jaeger exporter (from npm, `api/tests/node`, installed with `npm ci` into
+//! `target/node-legacy`) does the same through `jaeger_roundtrip.js`.
 
 mod common;
 
