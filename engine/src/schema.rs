@@ -44,6 +44,8 @@ pub mod col {
     pub const NESTED_SET_LEFT: &str = "nested_set_left";
     pub const NESTED_SET_RIGHT: &str = "nested_set_right";
     pub const NESTED_SET_PARENT: &str = "nested_set_parent";
+    /// Direct children of the span present in its trace.
+    pub const CHILD_COUNT: &str = "child_count";
     pub const TRACE_ROOT_SERVICE: &str = "trace_root_service";
     pub const TRACE_ROOT_NAME: &str = "trace_root_name";
     pub const TRACE_START_UNIX_NANO: &str = "trace_start_unix_nano";
@@ -207,13 +209,13 @@ static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     }
     fields.extend(attr_map_fields(col::SPAN_ATTRS));
     fields.extend(attr_map_fields(col::RESOURCE_ATTRS));
+    fields.extend(attr_map_fields(col::SCOPE_ATTRS));
     fields.extend([
         Field::new(col::RESOURCE_DROPPED_ATTRIBUTES_COUNT, UInt32, false),
         Field::new(col::RESOURCE_SCHEMA_URL, Utf8, true),
         Field::new(col::RESOURCE_ENTITY_REFS, Utf8, true),
         Field::new(col::SCOPE_NAME, Utf8, true),
         Field::new(col::SCOPE_VERSION, Utf8, true),
-        Field::new(col::SCOPE_ATTRS, Utf8, true),
         Field::new(col::SCOPE_DROPPED_ATTRIBUTES_COUNT, UInt32, false),
         Field::new(col::SCOPE_SCHEMA_URL, Utf8, true),
         Field::new(col::EVENTS, List(list_item_field(event_struct_type())), false),
@@ -221,6 +223,7 @@ static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(col::NESTED_SET_LEFT, Int32, true),
         Field::new(col::NESTED_SET_RIGHT, Int32, true),
         Field::new(col::NESTED_SET_PARENT, Int32, true),
+        Field::new(col::CHILD_COUNT, Int32, true),
         Field::new(col::TRACE_ROOT_SERVICE, Utf8, true),
         Field::new(col::TRACE_ROOT_NAME, Utf8, true),
         Field::new(col::TRACE_START_UNIX_NANO, Int64, true),

@@ -27,8 +27,8 @@
 //! { span:nope = 1 }
 //! ```
 //!
-//! Span attributes: `span.k=v`, `resource.k=v` (resource attributes apply to
-//! the whole service in that trace), `event=<name>` adds an event, and
+//! Span attributes: `span.k=v`, `resource.k=v` and `scope.k=v` (resource
+//! and instrumentation-scope attributes apply to the whole service in that trace), `event=<name>` adds an event, and
 //! `link=<trace>/<span>` a link. Values: integers, floats (with a `.`),
 //! `true`/`false`, `"quoted strings"`, bare words (strings).
 
@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
@@ -131,8 +131,8 @@ fn words(line: &str) -> Vec<String> {
 /// Builds OTLP for the dataset lines; returns the request and the id → name map.
 fn build_dataset(lines: &[String]) -> (Vec<ResourceSpans>, HashMap<(Vec<u8>, Vec<u8>), (String, String)>) {
     let mut names = HashMap::new();
-    // (trace, service) → (resource attributes, spans)
-    let mut resources: BTreeMap<(String, String), (Vec<KeyValue>, Vec<Span>)> = BTreeMap::new();
+    // (trace, service) → (resource attributes, scope attributes, spans)
+    let mut resources: BTreeMap<(String, String), (Vec<KeyValue>, Vec<KeyValue>, Vec<Span>)> = BTreeMap::new();
     let mut trace = String::new();
     let mut trace_index = 0u64;
     let mut starts: HashMap<String, u64> = HashMap::new();
@@ -159,6 +159,7 @@ fn build_dataset(lines: &[String]) -> (Vec<ResourceSpans>, HashMap<(Vec<u8>, Vec
         };
         let mut service = "svc".to_owned();
         let mut resource_attrs = Vec::new();
+        let mut scope_attrs = Vec::new();
         let mut dur = 1_000_000u64;
         for field in &w[1..] {
             let (k, v) = field.split_once('=').unwrap_or_else(|| panic!("bad field {field} in {line}"));
@@ -196,6 +197,7 @@ fn build_dataset(lines: &[String]) -> (Vec<ResourceSpans>, HashMap<(Vec<u8>, Vec
                     event.attributes.push(kv(&k["event.".len()..], parse_value(v)));
                 }
                 _ if k.starts_with("resource.") => resource_attrs.push(kv(&k["resource.".len()..], parse_value(v))),
+                _ if k.starts_with("scope.") => scope_attrs.push(kv(&k["scope.".len()..], parse_value(v))),
                 other => panic!("unknown field {other} in {line}"),
             }
         }
@@ -204,15 +206,20 @@ fn build_dataset(lines: &[String]) -> (Vec<ResourceSpans>, HashMap<(Vec<u8>, Vec
         names.insert((span.trace_id.clone(), span.span_id.clone()), (trace.clone(), span_name));
         let entry = resources.entry((trace.clone(), service.clone())).or_default();
         entry.0.extend(resource_attrs);
-        entry.1.push(span);
+        entry.1.extend(scope_attrs);
+        entry.2.push(span);
     }
     let request = resources
         .into_iter()
-        .map(|((_, service), (mut attrs, spans))| {
+        .map(|((_, service), (mut attrs, scope_attrs, spans))| {
             attrs.insert(0, kv("service.name", Value::StringValue(service)));
             ResourceSpans {
                 resource: Some(Resource { attributes: attrs, ..Default::default() }),
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope { name: "golden".into(), attributes: scope_attrs, ..Default::default() }),
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }
         })

@@ -22,13 +22,15 @@ pub(crate) struct NestedSet {
     pub left: Vec<i32>,
     pub right: Vec<i32>,
     pub parent: Vec<i32>,
+    /// Direct children present in the trace (`span:childCount`).
+    pub child_count: Vec<i32>,
 }
 
 /// Computes the nested set of one trace. Roots are visited in input order
 /// (the block is sorted by start time within a trace).
 pub(crate) fn nested_set(trace: &TraceSpans<'_>) -> NestedSet {
     let n = trace.span_ids.len();
-    let mut out = NestedSet { left: vec![0; n], right: vec![0; n], parent: vec![0; n] };
+    let mut out = NestedSet { left: vec![0; n], right: vec![0; n], parent: vec![0; n], child_count: vec![0; n] };
     let by_id: HashMap<[u8; 8], usize> = trace.span_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut roots = Vec::new();
@@ -43,6 +45,9 @@ pub(crate) fn nested_set(trace: &TraceSpans<'_>) -> NestedSet {
                 }
             }
         }
+    }
+    for (i, c) in children.iter().enumerate() {
+        out.child_count[i] = c.len() as i32;
     }
     let mut counter = 0i32;
     let mut visited = vec![false; n];
@@ -96,6 +101,7 @@ mod tests {
         assert_eq!(set.left, vec![1, 2, 6, 3, 0]);
         assert_eq!(set.right, vec![8, 5, 7, 4, 0]);
         assert_eq!(set.parent, vec![-1, 1, 1, 2, 0]);
+        assert_eq!(set.child_count, vec![2, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -103,6 +109,6 @@ mod tests {
         let span_ids = [id(1), id(2)];
         let parent_ids = [Some(id(2)), Some(id(1))];
         let set = nested_set(&TraceSpans { span_ids: &span_ids, parent_ids: &parent_ids });
-        assert_eq!(set, NestedSet { left: vec![0, 0], right: vec![0, 0], parent: vec![0, 0] });
+        assert_eq!(set, NestedSet { left: vec![0, 0], right: vec![0, 0], parent: vec![0, 0], child_count: vec![1, 1] });
     }
 }

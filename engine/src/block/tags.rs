@@ -20,6 +20,7 @@ pub const SCOPE_SPAN: &str = "span";
 pub const SCOPE_RESOURCE: &str = "resource";
 pub const SCOPE_EVENT: &str = "event";
 pub const SCOPE_LINK: &str = "link";
+pub const SCOPE_INSTRUMENTATION: &str = "instrumentation";
 pub const SCOPE_INTRINSIC: &str = "intrinsic";
 
 /// Distinct values of one tag, by value type (`string`, `int`, `float`, `bool`, `keyword`).
@@ -114,7 +115,9 @@ impl TagSummary {
     pub fn from_batch(batch: &RecordBatch) -> Result<Self> {
         let mut summary = TagSummary::default();
         let column = |name: &str| batch.column(column_index(name));
-        for (prefix, scope) in [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE)] {
+        for (prefix, scope) in
+            [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)]
+        {
             let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect();
             summary.add_attr_maps(scope, &maps)?;
         }

@@ -96,6 +96,7 @@ fn add_trace_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut left = Vec::with_capacity(n);
     let mut right = Vec::with_capacity(n);
     let mut parent = Vec::with_capacity(n);
+    let mut child_count = Vec::with_capacity(n);
     let mut root_service: Vec<Option<String>> = Vec::with_capacity(n);
     let mut root_name: Vec<Option<String>> = Vec::with_capacity(n);
     let mut trace_start = Vec::with_capacity(n);
@@ -115,6 +116,7 @@ fn add_trace_columns(batch: &RecordBatch) -> Result<RecordBatch> {
         left.extend(set.left);
         right.extend(set.right);
         parent.extend(set.parent);
+        child_count.extend(set.child_count);
 
         let first = (begin..end).map(|r| starts.value(r)).min().unwrap_or(0);
         let last = (begin..end).map(|r| starts.value(r).wrapping_add(durations.value(r))).max().unwrap_or(0);
@@ -135,6 +137,7 @@ fn add_trace_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     columns[column_index(col::NESTED_SET_LEFT)] = Arc::new(Int32Array::from(left));
     columns[column_index(col::NESTED_SET_RIGHT)] = Arc::new(Int32Array::from(right));
     columns[column_index(col::NESTED_SET_PARENT)] = Arc::new(Int32Array::from(parent));
+    columns[column_index(col::CHILD_COUNT)] = Arc::new(Int32Array::from(child_count));
     columns[column_index(col::TRACE_ROOT_SERVICE)] = Arc::new(StringArray::from(root_service));
     columns[column_index(col::TRACE_ROOT_NAME)] = Arc::new(StringArray::from(root_name));
     columns[column_index(col::TRACE_START_UNIX_NANO)] = Arc::new(Int64Array::from(trace_start));

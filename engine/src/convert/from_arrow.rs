@@ -87,7 +87,7 @@ pub fn batches_to_resource_spans(batches: &[RecordBatch]) -> Result<Vec<Resource
         let resource_entity_refs = c.get::<StringArray>(col::RESOURCE_ENTITY_REFS)?;
         let scope_name = c.get::<StringArray>(col::SCOPE_NAME)?;
         let scope_version = c.get::<StringArray>(col::SCOPE_VERSION)?;
-        let scope_attrs = c.get::<StringArray>(col::SCOPE_ATTRS)?;
+        let scope_attrs = c.attr_maps(col::SCOPE_ATTRS)?;
         let scope_dropped = c.get::<UInt32Array>(col::SCOPE_DROPPED_ATTRIBUTES_COUNT)?;
         let scope_schema_url = c.get::<StringArray>(col::SCOPE_SCHEMA_URL)?;
         let events = c.get::<ListArray>(col::EVENTS)?;
@@ -132,10 +132,10 @@ pub fn batches_to_resource_spans(batches: &[RecordBatch]) -> Result<Vec<Resource
             let scope = InstrumentationScope {
                 name: opt_str(scope_name, row),
                 version: opt_str(scope_version, row),
-                attributes: if scope_attrs.is_null(row) {
-                    Vec::new()
-                } else {
-                    serde_json::from_str(scope_attrs.value(row))?
+                attributes: {
+                    let mut kvs = Vec::new();
+                    scope_attrs.read_row(row, &mut kvs)?;
+                    kvs
                 },
                 dropped_attributes_count: scope_dropped.value(row),
             };

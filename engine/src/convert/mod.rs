@@ -3,7 +3,8 @@
 //! The round trip OTLP → Arrow → OTLP keeps every OTLP field. Two things
 //! are normalised, as in any columnar store: attribute order (attributes come
 //! back grouped by type, dedicated columns first; OTLP keys are unique, so no
-//! information is lost) and spans are regrouped under one `ResourceSpans` /
+//! information is lost; this holds for resource and scope attributes too)
+//! and spans are regrouped under one `ResourceSpans` /
 //! `ScopeSpans` per distinct resource and scope. An empty `Status` and no
 //! status are the same.
 
@@ -160,7 +161,9 @@ mod tests {
             let mut resource_key = resource.encode_to_vec();
             resource_key.extend(rs.schema_url.as_bytes());
             for ss in &rs.scope_spans {
-                let mut scope_key = ss.scope.clone().unwrap_or_default().encode_to_vec();
+                let mut scope = ss.scope.clone().unwrap_or_default();
+                sort_attrs(&mut scope.attributes);
+                let mut scope_key = scope.encode_to_vec();
                 scope_key.extend(ss.schema_url.as_bytes());
                 for span in &ss.spans {
                     let mut span = span.clone();

@@ -189,7 +189,7 @@ pub struct SpanBatchBuilder {
     resource_entity_refs: StringBuilder,
     scope_name: StringBuilder,
     scope_version: StringBuilder,
-    scope_attrs: StringBuilder,
+    scope_attrs: AttrMapsBuilder,
     scope_dropped: UInt32Builder,
     scope_schema_url: StringBuilder,
     events: NestedListBuilder,
@@ -229,7 +229,7 @@ impl SpanBatchBuilder {
             resource_entity_refs: StringBuilder::new(),
             scope_name: StringBuilder::new(),
             scope_version: StringBuilder::new(),
-            scope_attrs: StringBuilder::new(),
+            scope_attrs: AttrMapsBuilder::new(),
             scope_dropped: UInt32Builder::new(),
             scope_schema_url: StringBuilder::new(),
             events: NestedListBuilder::new(false),
@@ -258,8 +258,6 @@ impl SpanBatchBuilder {
         };
         for scope_spans in &resource_spans.scope_spans {
             let scope = scope_spans.scope.clone().unwrap_or_default();
-            let scope_attrs =
-                if scope.attributes.is_empty() { None } else { Some(serde_json::to_string(&scope.attributes)?) };
             for span in scope_spans.spans.iter().filter(|s| keep(s)) {
                 self.append_span(span)?;
                 for (builder, d) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS) {
@@ -275,7 +273,7 @@ impl SpanBatchBuilder {
                 self.resource_entity_refs.append_option(entity_refs.as_deref());
                 append_opt_str(&mut self.scope_name, &scope.name);
                 append_opt_str(&mut self.scope_version, &scope.version);
-                self.scope_attrs.append_option(scope_attrs.as_deref());
+                self.scope_attrs.append(&scope.attributes, |_| false)?;
                 self.scope_dropped.append_value(scope.dropped_attributes_count);
                 append_opt_str(&mut self.scope_schema_url, &scope_spans.schema_url);
             }
@@ -340,13 +338,13 @@ impl SpanBatchBuilder {
         columns.extend(self.dedicated.iter_mut().map(DedicatedBuilder::finish));
         columns.extend(self.span_attrs.finish());
         columns.extend(self.resource_attrs.finish());
+        columns.extend(self.scope_attrs.finish());
         columns.extend([
             Arc::new(self.resource_dropped.finish()) as ArrayRef,
             Arc::new(self.resource_schema_url.finish()),
             Arc::new(self.resource_entity_refs.finish()),
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
-            Arc::new(self.scope_attrs.finish()),
             Arc::new(self.scope_dropped.finish()),
             Arc::new(self.scope_schema_url.finish()),
             self.events.finish()?,

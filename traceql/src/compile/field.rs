@@ -87,9 +87,7 @@ fn attribute_as(attr: &Attribute, ty: Ty) -> Result<Expr, CompileError> {
         ]),
         AttrScope::Event => get_field(get_field(column(EVENT_COLUMN), format!("{}_{suffix}", c::ATTRS)), attr.name.as_str()),
         AttrScope::Link => get_field(get_field(column(LINK_COLUMN), format!("{}_{suffix}", c::ATTRS)), attr.name.as_str()),
-        AttrScope::Instrumentation => {
-            return Err(CompileError::new("instrumentation-scope attributes are not supported yet"));
-        }
+        AttrScope::Instrumentation => get_field(column(&format!("{}_{suffix}", c::SCOPE_ATTRS)), attr.name.as_str()),
     })
 }
 
@@ -117,15 +115,15 @@ pub fn attribute_text(attr: &Attribute) -> Result<Expr, CompileError> {
 /// Whether the span has the attribute at all (any type).
 fn attribute_exists(attr: &Attribute) -> Result<Expr, CompileError> {
     let mut exists = attribute_text(attr)?.is_not_null();
-    if matches!(attr.scope, AttrScope::Span | AttrScope::Resource | AttrScope::Unscoped) {
-        // Arrays, kvlists and bytes live in the `other` map.
-        let other = |prefix: &str| get_field(column(&format!("{prefix}_other")), attr.name.as_str()).is_not_null();
-        exists = match attr.scope {
-            AttrScope::Span => exists.or(other(c::SPAN_ATTRS)),
-            AttrScope::Resource => exists.or(other(c::RESOURCE_ATTRS)),
-            _ => exists.or(other(c::SPAN_ATTRS)).or(other(c::RESOURCE_ATTRS)),
-        };
-    }
+    // Arrays, kvlists and bytes live in the `other` map.
+    let other = |prefix: &str| get_field(column(&format!("{prefix}_other")), attr.name.as_str()).is_not_null();
+    exists = match attr.scope {
+        AttrScope::Span => exists.or(other(c::SPAN_ATTRS)),
+        AttrScope::Resource => exists.or(other(c::RESOURCE_ATTRS)),
+        AttrScope::Instrumentation => exists.or(other(c::SCOPE_ATTRS)),
+        AttrScope::Unscoped => exists.or(other(c::SPAN_ATTRS)).or(other(c::RESOURCE_ATTRS)),
+        AttrScope::Event | AttrScope::Link => exists,
+    };
     Ok(exists)
 }
 
@@ -159,7 +157,7 @@ fn intrinsic(i: Intrinsic) -> Result<(Expr, Ty), CompileError> {
         NestedSetLeft => (column(c::NESTED_SET_LEFT), Ty::Int),
         NestedSetRight => (column(c::NESTED_SET_RIGHT), Ty::Int),
         NestedSetParent => (column(c::NESTED_SET_PARENT), Ty::Int),
-        ChildCount => return Err(CompileError::new("span:childCount is not supported yet")),
+        ChildCount => (column(c::CHILD_COUNT), Ty::Int),
     })
 }
 
