@@ -105,6 +105,9 @@ pub struct Ingester {
     tenants: Mutex<HashMap<String, Arc<Mutex<TenantState>>>>,
     next_seq: AtomicU64,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Held (write) while a flushed head is swapped for its block, and (read)
+    /// by queries taking a snapshot, so no query sees a span in both or neither.
+    publish: parking_lot::RwLock<()>,
     stopping: AtomicBool,
 }
 
@@ -153,6 +156,7 @@ impl Ingester {
             tenants: Mutex::new(tenants),
             next_seq: AtomicU64::new(next_seq),
             flush_lock: tokio::sync::Mutex::new(()),
+            publish: parking_lot::RwLock::new(()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -242,6 +246,13 @@ impl Ingester {
         }
     }
 
+    /// Unflushed spans and live blocks of `tenant`, taken together so that a
+    /// concurrent flush is either wholly before or wholly after the snapshot.
+    pub fn snapshot(&self, tenant: &str) -> (Vec<RecordBatch>, Arc<Vec<Arc<crate::block::LiveBlock>>>) {
+        let _published = self.publish.read();
+        (self.unflushed_batches(tenant), self.catalog.blocks(tenant))
+    }
+
     /// Cuts heads that are due (or all, when `force`) and writes every sealed
     /// head as a block. A failed upload leaves the sealed head (and its WAL
     /// segment) in place for the next attempt.
@@ -257,11 +268,20 @@ impl Ingester {
             let sealed: Vec<Arc<Sealed>> = state.lock().sealed.clone();
             for head in sealed {
                 match self.write_sealed(&tenant, &head).await {
-                    Ok(()) => {
-                        let mut state = state.lock();
-                        state.sealed.retain(|s| !Arc::ptr_eq(s, &head));
-                        state.generation += 1;
-                        drop(state);
+                    Ok(block) => {
+                        {
+                            let _publishing = self.publish.write();
+                            if let Some(block) = block {
+                                self.catalog.insert(block);
+                            }
+                            let mut state = state.lock();
+                            state.sealed.retain(|s| !Arc::ptr_eq(s, &head));
+                            state.generation += 1;
+                        }
+                        // The block exists once its meta.json does; the index is a cache of metas.
+                        if let Err(e) = self.catalog.persist_index(&tenant).await {
+                            tracing::warn!(%tenant, error = %e, "could not rewrite the tenant index; it is repaired at start");
+                        }
                         if let Err(e) = std::fs::remove_file(&head.segment_path) {
                             tracing::warn!(path = %head.segment_path.display(), error = %e, "could not delete flushed WAL segment");
                         }
@@ -344,22 +364,22 @@ impl Ingester {
         Ok(())
     }
 
-    async fn write_sealed(&self, tenant: &str, sealed: &Sealed) -> Result<()> {
+    /// Writes a sealed head as a block; `None` when it held nothing to write.
+    async fn write_sealed(&self, tenant: &str, sealed: &Sealed) -> Result<Option<crate::block::LiveBlock>> {
         let started = Instant::now();
         let batches = sealed.batches.clone();
         let prepared = tokio::task::spawn_blocking(move || prepare_block(&batches))
             .await
             .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
         if prepared.num_rows() == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared).await?;
         let meta = &block.meta;
         tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
-        self.catalog.add(block).await?;
         self.metrics.blocks_flushed.inc();
         self.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
-        Ok(())
+        Ok(Some(block))
     }
 
     /// Refuses new writes and flushes everything (graceful shutdown).

@@ -68,20 +68,23 @@ impl BlockCatalog {
         self.tenants.read().keys().cloned().collect()
     }
 
-    /// Adds a block whose data and meta are written, and rewrites the index.
-    pub async fn add(&self, block: LiveBlock) -> Result<()> {
-        let _guard = self.write_lock.lock().await;
+    /// Makes a block whose data and meta are written visible to queries.
+    /// The index is rewritten by [`persist_index`](Self::persist_index).
+    pub fn insert(&self, block: LiveBlock) {
         let tenant = block.meta.tenant.clone();
-        {
-            let mut tenants = self.tenants.write();
-            let mut blocks = tenants.get(&tenant).map(|b| b.as_ref().clone()).unwrap_or_default();
-            blocks.push(Arc::new(block));
-            tenants.insert(tenant.clone(), Arc::new(blocks));
-        }
-        self.persist(&tenant).await
+        let mut tenants = self.tenants.write();
+        let mut blocks = tenants.get(&tenant).map(|b| b.as_ref().clone()).unwrap_or_default();
+        blocks.push(Arc::new(block));
+        tenants.insert(tenant, Arc::new(blocks));
+    }
+
+    /// Rewrites `<tenant>/index.json` from the blocks in memory.
+    pub async fn persist_index(&self, tenant: &str) -> Result<()> {
+        self.persist(tenant).await
     }
 
     async fn persist(&self, tenant: &str) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
         let index = TenantIndex { blocks: self.blocks(tenant).iter().map(|b| b.meta.clone()).collect() };
         let json = serde_json::to_vec(&index)?;
         self.store.put(&self.layout.index(tenant), PutPayload::from(json)).await?;

@@ -44,6 +44,10 @@ impl SpanSource for LiveSpans {
     fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>> {
         self.catalog.blocks(tenant)
     }
+
+    fn snapshot(&self, tenant: &str) -> (Vec<RecordBatch>, Arc<Vec<Arc<LiveBlock>>>) {
+        self.ingester.snapshot(tenant)
+    }
 }
 
 /// Runs queries for any tenant over one shared DataFusion runtime (object
@@ -100,7 +104,8 @@ impl QueryEngine {
     /// (overlapping `[start, end]` unix nanos when given) plus the unflushed spans.
     pub fn tag_summary(&self, tenant: &str, range: Option<(i64, i64)>) -> Result<TagSummary> {
         let mut summary = TagSummary::default();
-        for block in self.source.blocks(tenant).iter() {
+        let (unflushed, blocks) = self.source.snapshot(tenant);
+        for block in blocks.iter() {
             if range.is_some_and(|(start, end)| !block.meta.overlaps(start, end)) {
                 continue;
             }
@@ -108,7 +113,7 @@ impl QueryEngine {
                 summary.merge(tags);
             }
         }
-        for batch in self.source.unflushed(tenant) {
+        for batch in unflushed {
             summary.merge(&TagSummary::from_batch(&batch)?);
         }
         Ok(summary)

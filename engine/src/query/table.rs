@@ -31,6 +31,10 @@ pub trait SpanSource: Send + Sync + std::fmt::Debug {
     fn unflushed(&self, tenant: &str) -> Vec<arrow::record_batch::RecordBatch>;
     /// Live blocks.
     fn blocks(&self, tenant: &str) -> Arc<Vec<Arc<LiveBlock>>>;
+    /// Both at once, consistent with each other (no span in both or neither).
+    fn snapshot(&self, tenant: &str) -> (Vec<arrow::record_batch::RecordBatch>, Arc<Vec<Arc<LiveBlock>>>) {
+        (self.unflushed(tenant), self.blocks(tenant))
+    }
 }
 
 /// The `spans` table of one tenant.
@@ -111,15 +115,13 @@ impl TableProvider for SpansTable {
         let schema = span_schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
-        let head = self.source.unflushed(&self.tenant);
+        let (head, blocks) = self.source.snapshot(&self.tenant);
         if !head.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(&[head], schema.clone(), projection.cloned())?);
         }
 
         let trace_ids = pinned_trace_ids(filters);
-        let files: Vec<PartitionedFile> = self
-            .source
-            .blocks(&self.tenant)
+        let files: Vec<PartitionedFile> = blocks
             .iter()
             .filter(|b| self.block_may_match(b, &trace_ids))
             .map(|b| PartitionedFile::new(self.layout.data(&self.tenant, b.meta.block_id).to_string(), b.meta.size_bytes))
