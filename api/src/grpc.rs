@@ -115,9 +115,12 @@ impl StreamingQuerier for Streaming {
         let tenant = self.tenant(&request)?;
         let r = request.into_inner();
         let query = spanlake_traceql::parse(&r.query).map_err(|e| Status::invalid_argument(format!("invalid TraceQL query: {e}")))?;
-        let end = if r.end == 0 { i64::MAX } else { r.end as i64 };
-        let step = if r.step == 0 { ((end - r.start as i64) / 100).max(1_000_000_000) } else { r.step as i64 };
-        let request = spanlake_traceql::metrics::MetricsRequest { start: r.start as i64, end, step };
+        let nanos = |v: u64| i64::try_from(v).map_err(|_| Status::invalid_argument("time out of range"));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let (start, end) = (nanos(r.start)?, if r.end == 0 { now } else { nanos(r.end)? });
+        let step = if r.step == 0 { (end.saturating_sub(start) / 100).max(1_000_000_000) } else { nanos(r.step)? };
+        let request = spanlake_traceql::metrics::MetricsRequest { start, end, step };
+        request.validate().map_err(|e| Status::invalid_argument(e.to_string()))?;
         let series = execute_metrics(&self.state, &tenant, &query, &request).await.map_err(status)?;
         let message = QueryRangeResponse {
             series: series

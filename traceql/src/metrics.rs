@@ -26,6 +26,28 @@ pub struct MetricsRequest {
     pub step: i64,
 }
 
+/// Most points per series (Tempo's limit is of the same order).
+pub const MAX_POINTS: i64 = 11_000;
+/// Most series in one answer.
+pub const MAX_SERIES: usize = 10_000;
+
+impl MetricsRequest {
+    /// Checks the range: non-negative times, start before end, a positive
+    /// step and at most [`MAX_POINTS`] steps. Every transport calls this.
+    pub fn validate(&self) -> Result<(), CompileError> {
+        if self.start < 0 || self.end <= self.start {
+            return Err(CompileError::new("metrics need 0 <= start < end"));
+        }
+        if self.step <= 0 {
+            return Err(CompileError::new("metrics need a positive step"));
+        }
+        if (self.end - self.start) / self.step > MAX_POINTS {
+            return Err(CompileError::new(format!("more than {MAX_POINTS} points: raise step or shorten the range")));
+        }
+        Ok(())
+    }
+}
+
 /// One labelled series; samples are (timestamp ms, value), in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -78,9 +100,7 @@ fn function_name(op: MetricsOp) -> &'static str {
 
 /// Runs a metrics query over the `spans` table in `ctx`.
 pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsRequest) -> Result<Vec<Series>, SearchError> {
-    if request.step <= 0 || request.end <= request.start {
-        return Err(CompileError::new("metrics need start < end and a positive step").into());
-    }
+    request.validate()?;
     let (selection, aggregate, after) = split(query)?;
     if aggregate.op == MetricsOp::Compare {
         return Err(CompileError::new("compare() is not supported yet").into());
@@ -94,7 +114,10 @@ pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsR
         min_trace_duration: None,
         max_trace_duration: None,
     };
-    let matched = plan_search(&selection, spans, &search)?.plan;
+    // Search keeps whole traces overlapping the range; metrics count spans
+    // that start inside it.
+    let in_range = col(c::START_UNIX_NANO).gt_eq(lit(request.start)).and(col(c::START_UNIX_NANO).lt(lit(request.end)));
+    let matched = LogicalPlanBuilder::from(plan_search(&selection, spans, &search)?.plan).filter(in_range)?.build()?;
 
     let bucket = lit(request.start) + ((col(c::START_UNIX_NANO) - lit(request.start)) / lit(request.step)) * lit(request.step);
     let mut group = vec![bucket.alias(BUCKET)];
@@ -162,6 +185,9 @@ pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsR
                 }
                 let mut key = key.clone();
                 key.extend(extra.clone());
+                if !series.contains_key(&key) && series.len() >= MAX_SERIES {
+                    return Err(CompileError::new(format!("more than {MAX_SERIES} series: group by fewer or coarser labels")).into());
+                }
                 series.entry(key).or_default().insert(buckets.value(row) / 1_000_000, values.value(row));
             }
         }

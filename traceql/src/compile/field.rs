@@ -305,15 +305,18 @@ fn attribute_compare(attr: &Attribute, op: BinaryOp, other: &FieldExpr) -> Resul
     if matches!(op, BinaryOp::Regex | BinaryOp::NotRegex) {
         return Ok(binary(attribute_as(attr, Ty::Str)?, df_op, anchored(other)?));
     }
-    let mut result: Option<Expr> = None;
+    // The first stored type that has the attribute decides (NULL when the
+    // span has none), so `!(...)` of the comparison stays meaningful.
+    let mut comparisons = Vec::new();
     for (candidate, ty) in candidates(attr, other_ty)? {
         let (other_expr, _) = value(other, Some(ty))?;
-        let cmp = binary(candidate, df_op, other_expr);
-        result = Some(match result {
-            None => cmp,
-            Some(prev) => prev.or(cmp),
-        });
+        comparisons.push(binary(candidate, df_op, other_expr));
     }
+    let result = match comparisons.len() {
+        0 => None,
+        1 => comparisons.pop(),
+        _ => Some(coalesce(comparisons)),
+    };
     result.ok_or_else(|| CompileError::new("no comparable attribute type"))
 }
 
