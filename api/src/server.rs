@@ -178,8 +178,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let _ = stop_tx.send(true);
     // In-flight requests get a moment to finish before the final flush.
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while servers.join_next().await.is_some() {} }).await;
-    flush_loop.abort();
+    // Not aborted: a flush in progress finishes (shutdown waits for it), and
+    // the loop then sees the stop flag and ends.
     engine.ingester.shutdown().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), flush_loop).await;
     tracing::info!("all heads flushed; bye");
     Ok(())
 }

@@ -6,7 +6,7 @@
 //!        ─► sort + nested sets ─► data.parquet ─► meta.json ─► index.json ─► delete segment
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,7 +71,8 @@ impl Head {
 struct Sealed {
     batches: Vec<RecordBatch>,
     bytes: usize,
-    segment_path: PathBuf,
+    /// WAL segments holding these spans, deleted once the block is written.
+    segment_paths: Vec<PathBuf>,
 }
 
 #[derive(Default)]
@@ -132,18 +133,38 @@ impl Ingester {
         let wal_dir = storage.wal.path.clone();
         std::fs::create_dir_all(&wal_dir).map_err(Error::io(format!("creating WAL dir {}", wal_dir.display())))?;
         let replayed = wal::replay(&wal_dir)?;
-        let next_seq = replayed.iter().map(|s| s.seq + 1).max().unwrap_or(1);
-        let mut tenants: HashMap<String, Arc<Mutex<TenantState>>> = HashMap::new();
+        // Segment numbers grow across restarts (a block's meta names its
+        // segments, so a number must never be reused).
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let next_seq = replayed.iter().map(|s| s.seq + 1).max().unwrap_or(1).max(now);
+        // All segments of a tenant replay into one sealed head, so spans
+        // written twice (carried between heads) are de-duplicated in one block.
+        let mut by_tenant: HashMap<String, Sealed> = HashMap::new();
         for segment in replayed {
+            let name = WalSegment::file_name(&segment.path);
+            let flushed = catalog.blocks(&segment.tenant).iter().any(|b| b.meta.wal_segments.contains(&name));
+            if flushed {
+                tracing::info!(path = %segment.path.display(), "WAL segment already in a block; deleting");
+                let _ = std::fs::remove_file(&segment.path);
+                continue;
+            }
             let spans: usize = segment.batches.iter().map(|b| b.num_rows()).sum();
             metrics.wal_replayed_spans.inc_by(spans as u64);
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
-            let state = tenants
+            let sealed = by_tenant
                 .entry(segment.tenant.clone())
-                .or_default();
-            let bytes = segment.batches.iter().map(|b| b.get_array_memory_size()).sum();
-            state.lock().sealed.push(Arc::new(Sealed { batches: segment.batches, bytes, segment_path: segment.path }));
+                .or_insert_with(|| Sealed { batches: Vec::new(), bytes: 0, segment_paths: Vec::new() });
+            sealed.bytes += segment.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+            sealed.batches.extend(segment.batches);
+            sealed.segment_paths.push(segment.path);
         }
+        let tenants: HashMap<String, Arc<Mutex<TenantState>>> = by_tenant
+            .into_iter()
+            .map(|(tenant, sealed)| {
+                let state = TenantState { sealed: vec![Arc::new(sealed)], ..Default::default() };
+                (tenant, Arc::new(Mutex::new(state)))
+            })
+            .collect();
         Ok(Self {
             config,
             block_config: storage.block.clone(),
@@ -203,7 +224,19 @@ impl Ingester {
         }
         let head = state.head.as_mut().expect("head was just created");
         let started = Instant::now();
-        head.segment.append(&batch)?;
+        if let Err(e) = head.segment.append(&batch) {
+            // Retire the segment (cut back to its last complete record) and
+            // its head; the next write starts a new one.
+            let head = state.head.take().expect("head exists");
+            let path = head.segment.abandon()?;
+            if head.batches.is_empty() {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                state.sealed.push(Arc::new(Sealed { batches: head.batches, bytes: head.bytes, segment_paths: vec![path] }));
+            }
+            state.generation += 1;
+            return Err(e);
+        }
         self.metrics.wal_append_duration.observe(started.elapsed().as_secs_f64());
         head.push(batch, false);
         state.generation += 1;
@@ -282,8 +315,10 @@ impl Ingester {
                         if let Err(e) = self.catalog.persist_index(&tenant).await {
                             tracing::warn!(%tenant, error = %e, "could not rewrite the tenant index; it is repaired at start");
                         }
-                        if let Err(e) = std::fs::remove_file(&head.segment_path) {
-                            tracing::warn!(path = %head.segment_path.display(), error = %e, "could not delete flushed WAL segment");
+                        for path in &head.segment_paths {
+                            if let Err(e) = std::fs::remove_file(path) {
+                                tracing::warn!(path = %path.display(), error = %e, "could not delete flushed WAL segment");
+                            }
                         }
                     }
                     Err(e) => {
@@ -311,57 +346,43 @@ impl Ingester {
         if !(due || (force && !head.batches.is_empty())) {
             return Ok(());
         }
-        let old = state.head.take().expect("checked above");
         let now = Instant::now();
-        let live: HashMap<[u8; 16], bool> = if force {
-            HashMap::new()
+        let live: HashSet<[u8; 16]> = if force {
+            HashSet::new()
         } else {
-            old.traces
+            head.traces
                 .iter()
                 .filter(|(_, (seen, carried))| !carried && now.duration_since(*seen) < self.config.trace_idle_period)
-                .map(|(id, _)| (*id, true))
+                .map(|(id, _)| *id)
                 .collect()
         };
-        let mut kept = Vec::new();
-        let mut carried = Vec::new();
-        for batch in &old.batches {
-            if live.is_empty() {
-                kept.push(batch.clone());
-                continue;
-            }
-            let ids = batch
-                .column(column_index(col::TRACE_ID))
-                .as_any()
-                .downcast_ref::<FixedSizeBinaryArray>()
-                .ok_or_else(|| Error::internal("trace_id is not fixed-size binary"))?;
-            let mask: BooleanArray =
-                (0..ids.len()).map(|i| Some(<[u8; 16]>::try_from(ids.value(i)).is_ok_and(|id| live.contains_key(&id)))).collect();
-            let carry = filter_record_batch(batch, &mask)?;
-            let keep = filter_record_batch(batch, &arrow::compute::not(&mask)?)?;
-            if carry.num_rows() > 0 {
-                carried.push(carry);
-            }
-            if keep.num_rows() > 0 {
-                kept.push(keep);
-            }
-        }
-        if !carried.is_empty() {
-            let mut new_head = Head::new(self.new_segment(tenant)?);
-            for batch in carried {
-                // Written to the new segment before the old one can be deleted.
-                new_head.segment.append(&batch)?;
-                new_head.push(batch, true);
-            }
-            state.head = Some(new_head);
-        }
-        let bytes = kept.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+        let (kept, carried) = split_live(&head.batches, &live)?;
+        // The new head (with the carried spans in its segment) is complete
+        // before the old one is touched: a failure leaves the old head as it was.
+        let new_head = if carried.is_empty() { None } else { Some(self.head_with(tenant, carried)?) };
+        let old = state.head.take().expect("checked above");
+        state.head = new_head;
         if kept.is_empty() {
             // Everything was carried over; the old segment is no longer needed.
             let _ = std::fs::remove_file(old.segment.path());
             return Ok(());
         }
-        state.sealed.push(Arc::new(Sealed { batches: kept, bytes, segment_path: old.segment.path().to_owned() }));
+        let bytes = kept.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+        state.sealed.push(Arc::new(Sealed { batches: kept, bytes, segment_paths: vec![old.segment.path().to_owned()] }));
         Ok(())
+    }
+
+    /// A new head whose segment holds `batches` (spans carried from the previous head).
+    fn head_with(&self, tenant: &str, batches: Vec<RecordBatch>) -> Result<Head> {
+        let mut head = Head::new(self.new_segment(tenant)?);
+        for batch in batches {
+            if let Err(e) = head.segment.append(&batch) {
+                let _ = head.segment.abandon().map(std::fs::remove_file);
+                return Err(e);
+            }
+            head.push(batch, true);
+        }
+        Ok(head)
     }
 
     /// Writes a sealed head as a block; `None` when it held nothing to write.
@@ -374,7 +395,8 @@ impl Ingester {
         if prepared.num_rows() == 0 {
             return Ok(None);
         }
-        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared).await?;
+        let segments = sealed.segment_paths.iter().map(|p| WalSegment::file_name(p)).collect();
+        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared, segments).await?;
         let meta = &block.meta;
         tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
         self.metrics.blocks_flushed.inc();
@@ -404,4 +426,31 @@ impl Ingester {
             }
         })
     }
+}
+
+/// Splits head batches into the rows of traces not in `live` (kept for the
+/// block) and those in it (carried to the next head).
+fn split_live(batches: &[RecordBatch], live: &HashSet<[u8; 16]>) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+    if live.is_empty() {
+        return Ok((batches.to_vec(), Vec::new()));
+    }
+    let (mut kept, mut carried) = (Vec::new(), Vec::new());
+    for batch in batches {
+        let ids = batch
+            .column(column_index(col::TRACE_ID))
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| Error::internal("trace_id is not fixed-size binary"))?;
+        let mask: BooleanArray =
+            (0..ids.len()).map(|i| Some(<[u8; 16]>::try_from(ids.value(i)).is_ok_and(|id| live.contains(&id)))).collect();
+        let carry = filter_record_batch(batch, &mask)?;
+        let keep = filter_record_batch(batch, &arrow::compute::not(&mask)?)?;
+        if carry.num_rows() > 0 {
+            carried.push(carry);
+        }
+        if keep.num_rows() > 0 {
+            kept.push(keep);
+        }
+    }
+    Ok((kept, carried))
 }

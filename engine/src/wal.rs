@@ -24,6 +24,8 @@ pub struct WalSegment {
     path: PathBuf,
     writer: StreamWriter<BufWriter<File>>,
     fsync: FsyncPolicy,
+    /// File length after the last complete, synced record.
+    good_len: u64,
 }
 
 impl std::fmt::Debug for WalSegment {
@@ -38,7 +40,7 @@ impl WalSegment {
         fs::create_dir_all(tenant_dir).map_err(Error::io(format!("creating WAL dir {}", tenant_dir.display())))?;
         let path = tenant_dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"));
         let file = File::create(&path).map_err(Error::io(format!("creating WAL segment {}", path.display())))?;
-        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, fsync };
+        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, fsync, good_len: 0 };
         segment.sync()?;
         if fsync == FsyncPolicy::Always {
             // Make the new file's directory entry durable too.
@@ -60,7 +62,24 @@ impl WalSegment {
         if self.fsync == FsyncPolicy::Always {
             file.sync_data().map_err(Error::io(format!("fsync of {}", self.path.display())))?;
         }
+        self.good_len = file.metadata().map_err(Error::io("reading WAL segment length"))?.len();
         Ok(())
+    }
+
+    /// Retires a segment after a failed append: cuts off the partial record
+    /// so that replay reads every acknowledged one. Returns the path.
+    pub fn abandon(self) -> Result<PathBuf> {
+        let (path, good_len) = (self.path.clone(), self.good_len);
+        drop(self);
+        let file = fs::OpenOptions::new().write(true).open(&path).map_err(Error::io(format!("reopening {}", path.display())))?;
+        file.set_len(good_len).map_err(Error::io(format!("truncating {}", path.display())))?;
+        file.sync_all().map_err(Error::io(format!("fsync of {}", path.display())))?;
+        Ok(path)
+    }
+
+    /// The segment's file name (recorded in the meta of the block it becomes).
+    pub fn file_name(path: &Path) -> String {
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// Path of the segment file.

@@ -137,3 +137,55 @@ async fn trace_lookup_opens_only_blocks_whose_filter_may_hold_the_trace() {
     assert_eq!(span_names(&engine, "t1", 0x42).await, ["span-1"]);
     assert_eq!(span_names(&engine, "t1", 0x01).await, ["span-64", "span-66", "span-68"]);
 }
+
+async fn span_count(engine: &Engine, tenant: &str) -> i64 {
+    let ctx = engine.query.session(tenant).unwrap();
+    let batches = ctx.sql("SELECT count(*) FROM spans").await.unwrap().collect().await.unwrap();
+    batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0)
+}
+
+#[tokio::test]
+async fn a_segment_already_in_a_block_is_not_replayed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    append(&engine, "t1", spans(4, &[(1, None), (2, Some(1))])).await;
+    // Keep a copy of the segment, as if the process died after writing the
+    // block but before deleting the segment.
+    let wal = dir.path().join("wal/t1");
+    let segment = std::fs::read_dir(&wal).unwrap().next().unwrap().unwrap().path();
+    let saved = std::fs::read(&segment).unwrap();
+    engine.ingester.flush(true).await.unwrap();
+    assert!(!segment.exists());
+    let meta = &engine.catalog.blocks("t1")[0].meta;
+    assert_eq!(meta.wal_segments, [segment.file_name().unwrap().to_string_lossy()]);
+    drop(engine);
+    std::fs::write(&segment, saved).unwrap();
+
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    assert!(!segment.exists(), "the flushed segment is deleted at start");
+    engine.ingester.flush(false).await.unwrap();
+    assert_eq!(engine.catalog.blocks("t1").len(), 1, "no second block");
+    assert_eq!(span_count(&engine, "t1").await, 2);
+}
+
+#[tokio::test]
+async fn replayed_segments_of_a_tenant_become_one_deduplicated_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    append(&engine, "t1", spans(6, &[(1, None), (2, Some(1))])).await;
+    // A cut that leaves the spans unflushed in a second segment, then the
+    // same spans again (as a carried trace is written twice).
+    let wal = dir.path().join("wal/t1");
+    let first = std::fs::read_dir(&wal).unwrap().next().unwrap().unwrap().path();
+    let copy = wal.join(format!("{:020}.arrow", u64::MAX / 2));
+    std::fs::copy(&first, &copy).unwrap();
+    drop(engine);
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    assert_eq!(span_count(&engine, "t1").await, 2, "duplicates across segments are dropped");
+    engine.ingester.flush(false).await.unwrap();
+    assert_eq!(engine.catalog.blocks("t1").len(), 1);
+    assert_eq!(span_count(&engine, "t1").await, 2);
+    assert!(std::fs::read_dir(&wal).unwrap().next().is_none(), "both segments deleted");
+}

@@ -27,6 +27,10 @@ pub struct BlockMeta {
     pub dedicated_columns: Vec<String>,
     /// Unix seconds when the block was written.
     pub created_unix_seconds: u64,
+    /// WAL segment files whose spans this block holds: after a crash between
+    /// writing the block and deleting them, replay skips them.
+    #[serde(default)]
+    pub wal_segments: Vec<String>,
 }
 
 impl BlockMeta {

@@ -173,6 +173,7 @@ pub async fn write_block(
     config: &BlockConfig,
     tenant: &str,
     batch: &RecordBatch,
+    wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
     if batch.num_rows() == 0 {
         return Err(Error::internal("refusing to write an empty block"));
@@ -211,6 +212,7 @@ pub async fn write_block(
         row_groups: metadata.num_row_groups() as u32,
         dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
         created_unix_seconds: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        wal_segments,
     };
     let mut filter = Sbbf::new_with_ndv_fpp(trace_count, config.bloom_filter_fpp)?;
     for row in 0..trace_ids.len() {
