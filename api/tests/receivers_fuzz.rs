@@ -81,6 +81,24 @@ async fn grpc_raw(client: &reqwest::Client, addr: std::net::SocketAddr, message:
     status.unwrap_or_else(|| "0".into())
 }
 
+/// A valid `PostSpansRequest`: one span named `name` in trace `low`.
+fn post_spans_request(low: i64, name: &str) -> spanlake_ingest::proto::jaeger::PostSpansRequest {
+    use spanlake_ingest::proto::jaeger as pb;
+    pb::PostSpansRequest {
+        batch: Some(pb::Batch {
+            spans: vec![pb::Span {
+                trace_id: trace_id_bytes(low).to_vec(),
+                span_id: vec![9; 8],
+                operation_name: name.into(),
+                start_time: Some(spanlake_ingest::proto::prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+                tags: vec![pb::KeyValue { key: "k".into(), v_type: pb::ValueType::Int64 as i32, v_int64: 5, ..Default::default() }],
+                ..Default::default()
+            }],
+            process: Some(pb::Process { service_name: "fuzz".into(), tags: vec![] }),
+        }),
+    }
+}
+
 #[tokio::test]
 async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
@@ -150,11 +168,15 @@ async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
         assert!(status == 202 || status == 400, "random protobuf: {status}");
     }
 
-    // Jaeger gRPC: random messages (malformed protobuf is INVALID_ARGUMENT, code 3).
+    // Jaeger gRPC: random messages and every truncation of a valid one
+    // (malformed protobuf or ids are INVALID_ARGUMENT, code 3).
+    let valid_grpc = prost::Message::encode_to_vec(&post_spans_request(0x46, "fuzz"));
+    let mut messages: Vec<Vec<u8>> = (0..valid_grpc.len()).map(|n| valid_grpc[..n].to_vec()).collect();
+    messages.extend((0..100).map(|_| rng.bytes(500)));
     let mut grpc_statuses = HashMap::<String, u32>::new();
-    for _ in 0..100 {
-        let status = grpc_raw(&h2c, server.jaeger_grpc, &rng.bytes(500)).await;
-        assert!(status == "0" || status == "3", "random gRPC message: grpc-status {status}");
+    for message in &messages {
+        let status = grpc_raw(&h2c, server.jaeger_grpc, message).await;
+        assert!(status == "0" || status == "3", "gRPC message: grpc-status {status}");
         *grpc_statuses.entry(status).or_default() += 1;
     }
 
@@ -197,18 +219,7 @@ async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
     assert_eq!(server.span_names(&trace_id_bytes(1003)).await, ["child", "leaf", "root"]);
     assert_eq!(post_status(&http, &zipkin_v2, "application/json", v2_json.to_vec()).await, 202);
     assert_eq!(server.span_names(&trace_id_bytes(0x44)).await, ["root"]);
-    let request = spanlake_ingest::proto::jaeger::PostSpansRequest {
-        batch: Some(spanlake_ingest::proto::jaeger::Batch {
-            spans: vec![spanlake_ingest::proto::jaeger::Span {
-                trace_id: trace_id_bytes(1004).to_vec(),
-                span_id: vec![9; 8],
-                operation_name: "grpc-after".into(),
-                start_time: Some(spanlake_ingest::proto::prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
-                ..Default::default()
-            }],
-            process: Some(spanlake_ingest::proto::jaeger::Process { service_name: "after".into(), tags: vec![] }),
-        }),
-    };
+    let request = post_spans_request(1004, "grpc-after");
     assert_eq!(grpc_raw(&h2c, server.jaeger_grpc, &prost::Message::encode_to_vec(&request)).await, "0");
     assert_eq!(server.span_names(&trace_id_bytes(1004)).await, ["grpc-after"]);
 }

@@ -275,6 +275,8 @@ mod tests {
                     tag("error", TagValue::Bool(true)),
                     tag("otel.status_description", TagValue::String("boom".into())),
                     tag("n", TagValue::Long(7)),
+                    tag("raw", TagValue::Binary(vec![0, 255])),
+                    tag("ok", TagValue::Bool(false)),
                     tag("otel.library.name", TagValue::String("lib".into())),
                 ],
                 logs: vec![Log { time_unix_nano: 1_100, fields: vec![tag("event", TagValue::String("retry".into())), tag("k", TagValue::Double(1.5))] }],
@@ -292,7 +294,10 @@ mod tests {
         assert_eq!(s.parent_span_id, vec![1; 8]);
         assert_eq!(s.kind, SpanKind::Client as i32);
         assert_eq!(s.status, Some(Status { code: StatusCode::Error as i32, message: "boom".into() }));
-        assert_eq!(s.attributes, vec![kv("n", Value::IntValue(7))]);
+        assert_eq!(
+            s.attributes,
+            vec![kv("n", Value::IntValue(7)), kv("raw", Value::BytesValue(vec![0, 255])), kv("ok", Value::BoolValue(false))]
+        );
         assert_eq!(s.end_time_unix_nano, 1_500);
         assert_eq!(s.flags, 1);
         assert_eq!(s.links.len(), 1);
