@@ -89,7 +89,7 @@ pub struct JaegerReceiverConfig {
 /// `endpoint` keeps its default address (so `thrift_binary: {enabled:
 /// false}` is enough to switch one off).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawJaegerProtocols")]
+#[serde(from = "RawJaegerProtocols")]
 pub struct JaegerProtocols {
     /// gRPC `jaeger.api_v2.CollectorService` (default 127.0.0.1:14250).
     pub grpc: Endpoint,
@@ -135,17 +135,15 @@ struct RawJaegerProtocols {
     thrift_binary: RawEndpoint,
 }
 
-impl TryFrom<RawJaegerProtocols> for JaegerProtocols {
-    type Error = std::convert::Infallible;
-
-    fn try_from(raw: RawJaegerProtocols) -> Result<Self, Self::Error> {
+impl From<RawJaegerProtocols> for JaegerProtocols {
+    fn from(raw: RawJaegerProtocols) -> Self {
         let d = JaegerProtocols::default();
-        Ok(Self {
+        Self {
             grpc: raw.grpc.or(d.grpc),
             thrift_http: raw.thrift_http.or(d.thrift_http),
             thrift_compact: raw.thrift_compact.or(d.thrift_compact),
             thrift_binary: raw.thrift_binary.or(d.thrift_binary),
-        })
+        }
     }
 }
 

@@ -603,10 +603,7 @@ mod tests {
         }
         let mut p = BinaryProtocol::new(&data);
         assert_eq!(skip(&mut p, TType::Struct), Err(Error::TooDeep));
-        let mut data = Vec::new();
-        for _ in 0..1000 {
-            data.push(0x1c);
-        }
+        let data = vec![0x1c; 1000];
         let mut p = CompactProtocol::new(&data);
         assert_eq!(skip(&mut p, TType::Struct), Err(Error::TooDeep));
     }

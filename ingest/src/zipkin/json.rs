@@ -174,6 +174,16 @@ struct JsonSpanV1 {
     debug: Option<bool>,
 }
 
+/// One side of a v1 span (client, server, producer or consumer), from its
+/// core annotations: kind, start and end times, local and remote endpoints.
+struct Side {
+    kind: Option<Kind>,
+    start: Option<u64>,
+    end: Option<u64>,
+    local: Option<JsonEndpoint>,
+    remote: Option<JsonEndpoint>,
+}
+
 /// Parses a v1 JSON list of spans into v2 spans.
 pub fn decode_v1(body: &[u8]) -> Result<Vec<Span>> {
     let spans: Vec<JsonSpanV1> = serde_json::from_slice(body).map_err(|e| Error::decode(V1, e))?;
@@ -258,27 +268,27 @@ impl JsonSpanV1 {
             }
         }
 
-        // One side (kind, start, end, local endpoint) per pair of core annotations.
-        let mut sides: Vec<(Option<Kind>, Option<u64>, Option<u64>, Option<JsonEndpoint>, Option<JsonEndpoint>)> = Vec::new();
+        // One side per pair of core annotations.
+        let mut sides: Vec<Side> = Vec::new();
         let mut side = |kind, start: Option<(u64, Option<JsonEndpoint>)>, end: Option<(u64, Option<JsonEndpoint>)>, remote| {
             if start.is_none() && end.is_none() {
                 return;
             }
             let (start_ts, start_ep) = start.map(|(t, e)| (Some(t), e)).unwrap_or((None, None));
             let (end_ts, end_ep) = end.map(|(t, e)| (Some(t), e)).unwrap_or((None, None));
-            sides.push((Some(kind), start_ts, end_ts, start_ep.or(end_ep), remote));
+            sides.push(Side { kind: Some(kind), start: start_ts, end: end_ts, local: start_ep.or(end_ep), remote });
         };
         side(Kind::Client, cs, cr, sa);
         side(Kind::Server, sr, ss, ca);
         side(Kind::Producer, ms, None, ma.take());
         side(Kind::Consumer, mr, None, ma);
-        let has_sides = !sides.is_empty();
-        if !has_sides {
-            sides.push((None, None, None, lc_endpoint.take().or(first_endpoint.take()), None));
+        if sides.is_empty() {
+            let local = lc_endpoint.take().or(first_endpoint.take());
+            sides.push(Side { kind: None, start: None, end: None, local, remote: None });
         }
 
         let n = sides.len();
-        for (i, (kind, start, end, local, remote)) in sides.into_iter().enumerate() {
+        for (i, Side { kind, start, end, local, remote }) in sides.into_iter().enumerate() {
             let mut span = base.clone();
             span.kind = kind;
             let fallback = if i == 0 { lc_endpoint.take().or(first_endpoint.take()) } else { None };
