@@ -1,7 +1,8 @@
 //! Jaeger and Zipkin receivers at the protocol level, against the real
 //! server: status codes and messages (202, 400, 413, 415), gzip and chunked
 //! bodies, tenants, UDP datagrams near the size limit in both Thrift
-//! protocols, and the Jaeger gRPC service's errors.
+//! protocols, the Jaeger gRPC service's errors, Zipkin's
+//! `parse_string_tags`, and switching receivers off in the config.
 
 mod common;
 mod jaeger_thrift_writer;
@@ -207,4 +208,63 @@ async fn jaeger_grpc_tenants_and_invalid_ids() {
     assert!(status.message().contains("trace id of 3 bytes"), "{}", status.message());
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("spanlake_receiver_malformed_payloads_total{protocol=\"jaeger_grpc\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn zipkin_parse_string_tags_types_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), Options { zipkin_yaml: "parse_string_tags: true\n".into(), ..Default::default() });
+    let id = common::random_trace_id();
+    let body = format!(
+        r#"[{{"traceId":"{}","id":"0000000000000001","name":"typed","timestamp":1700000000000000,"duration":1,
+            "localEndpoint":{{"serviceName":"zk"}},"tags":{{"n":"42","f":"1.5","b":"true","s":"text"}}}}]"#,
+        hex::encode(id)
+    );
+    assert_eq!(post(format!("http://{}/api/v2/spans", server.zipkin), "application/json", body.into_bytes(), &[]).await.0, 202);
+    let json = server.trace_json(&id, None).await.unwrap();
+    let mut attrs: Vec<String> = json["batches"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}={}", a["key"].as_str().unwrap(), a["value"]))
+        .collect();
+    attrs.sort();
+    assert_eq!(attrs, [r#"b={"boolValue":true}"#, r#"f={"doubleValue":1.5}"#, r#"n={"intValue":"42"}"#, r#"s={"stringValue":"text"}"#]);
+}
+
+#[test]
+fn receivers_can_be_switched_off() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "server:\n  http_listen_port: 0\n\
+         distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc: {{endpoint: 127.0.0.1:0}}\n        http: {{enabled: false, endpoint: 127.0.0.1:0}}\n\
+         \x20   jaeger:\n      protocols:\n        grpc: {{enabled: false}}\n        thrift_http: {{enabled: false}}\n\
+         \x20       thrift_compact: {{endpoint: 127.0.0.1:0}}\n        thrift_binary: {{enabled: false}}\n\
+         \x20   zipkin: {{enabled: false}}\n\
+         storage:\n  trace:\n    local: {{path: {0}/blocks}}\n    wal: {{path: {0}/wal}}\n",
+        dir.path().display()
+    );
+    let path = dir.path().join("spanlake.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spanlake"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut names = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "spanlake ready" {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("spanlake listening ") {
+            names.push(rest.split(' ').next().unwrap().to_owned());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    names.sort();
+    assert_eq!(names, ["http", "jaeger_thrift_compact", "otlp_grpc"]);
 }
