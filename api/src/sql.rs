@@ -7,6 +7,9 @@ use spanlake_engine::query::QueryEngine;
 
 use crate::error::{Error, Result};
 
+/// Most rows one SQL answer may hold.
+pub const MAX_SQL_ROWS: usize = 1_000_000;
+
 /// Output encodings of SQL results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -26,7 +29,18 @@ pub async fn run_sql(query: &QueryEngine, tenant: &str, sql: &str) -> Result<Vec
     // Queries only: no DDL, no DML, no SET/COPY and friends.
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await.map_err(spanlake_engine::Error::from)?;
-    Ok(df.collect().await.map_err(spanlake_engine::Error::from)?)
+    // Stream the result and stop at the cap rather than holding any size.
+    let mut stream = df.execute_stream().await.map_err(spanlake_engine::Error::from)?;
+    let (mut batches, mut rows) = (Vec::new(), 0usize);
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.map_err(spanlake_engine::Error::from)?;
+        rows += batch.num_rows();
+        if rows > MAX_SQL_ROWS {
+            return Err(Error::bad_request(format!("the result has more than {MAX_SQL_ROWS} rows; add a LIMIT or aggregate")));
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 fn arrow_err(e: arrow::error::ArrowError) -> Error {

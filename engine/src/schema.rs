@@ -9,8 +9,9 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
-/// Version of [`span_schema`], recorded in every block's meta.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of [`span_schema`], recorded in every block's meta. 2 added
+/// typed instrumentation-scope attribute maps and `child_count`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Column names of the span table.
 pub mod col {

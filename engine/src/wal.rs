@@ -97,7 +97,26 @@ pub struct ReplayedSegment {
     pub batches: Vec<RecordBatch>,
 }
 
+/// Rebuilds a batch of an older span schema in the current one.
+fn adapt_to_span_schema(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+    let schema = span_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => Ok(c.clone()),
+            Some(c) => Err(format!("column {} is {} (now {})", field.name(), c.data_type(), field.data_type())),
+            None if field.is_nullable() => Ok(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
+            None => Err(format!("column {} is missing", field.name())),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+}
+
 /// Reads every segment under `wal_dir` (`<tenant>/<seq>.arrow`), oldest first.
+/// A segment that cannot be read in the current schema is moved aside
+/// (`.unreadable`) with an error in the log, so the server still starts and
+/// the data stays for manual recovery.
 pub fn replay(wal_dir: &Path) -> Result<Vec<ReplayedSegment>> {
     let mut out = Vec::new();
     let Ok(tenants) = fs::read_dir(wal_dir) else { return Ok(out) };
@@ -111,7 +130,14 @@ pub fn replay(wal_dir: &Path) -> Result<Vec<ReplayedSegment>> {
             let path = seg.path();
             let name = seg.file_name().to_string_lossy().into_owned();
             let Some(seq) = name.strip_suffix(SEGMENT_SUFFIX).and_then(|s| s.parse::<u64>().ok()) else { continue };
-            let batches = read_segment(&path)?;
+            let batches = match read_segment(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "unreadable WAL segment moved aside");
+                    let _ = fs::rename(&path, path.with_extension("arrow.unreadable"));
+                    continue;
+                }
+            };
             out.push(ReplayedSegment { tenant: tenant_name.clone(), seq, path, batches });
         }
     }
@@ -129,12 +155,15 @@ fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
             return Ok(Vec::new());
         }
     };
-    if reader.schema() != span_schema() {
-        return Err(Error::internal(format!("WAL segment {} has a different schema", path.display())));
-    }
+    let old_schema = reader.schema() != span_schema();
     let mut batches = Vec::new();
     for batch in reader {
         match batch {
+            // Segments written by an older version: same columns by name,
+            // new nullable columns added as nulls.
+            Ok(b) if old_schema => batches.push(adapt_to_span_schema(&b).map_err(|e| {
+                Error::internal(format!("WAL segment {} has an incompatible schema: {e}", path.display()))
+            })?),
             Ok(b) => batches.push(b),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a WAL segment");
@@ -178,5 +207,30 @@ mod tests {
         assert_eq!(torn[0].tenant, "t1");
         assert_eq!(torn[0].seq, 7);
         assert_eq!(torn[0].batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn older_segments_are_adapted_and_unreadable_ones_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("t1");
+        fs::create_dir_all(&tenant_dir).unwrap();
+        // An "older" schema: the current one without child_count.
+        let full = batch(2);
+        let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| full.schema().field(i).name() != "child_count").collect();
+        let old = full.project(&keep).unwrap();
+        let mut w = StreamWriter::try_new(File::create(tenant_dir.join("00000000000000000001.arrow")).unwrap(), &old.schema()).unwrap();
+        w.write(&old).unwrap();
+        w.finish().unwrap();
+        // An incompatible one: trace_id missing.
+        let bad = full.project(&keep[1..]).unwrap();
+        let mut w = StreamWriter::try_new(File::create(tenant_dir.join("00000000000000000002.arrow")).unwrap(), &bad.schema()).unwrap();
+        w.write(&bad).unwrap();
+        w.finish().unwrap();
+
+        let replayed = replay(dir.path()).unwrap();
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed[0].batches[0].schema(), span_schema());
+        assert_eq!(replayed[0].batches[0].num_rows(), 2);
+        assert!(tenant_dir.join("00000000000000000002.arrow.unreadable").exists());
     }
 }

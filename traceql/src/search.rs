@@ -127,13 +127,15 @@ pub fn plan_search(query: &Query, spans: Arc<dyn TableProvider>, request: &Searc
     Ok(plan)
 }
 
+/// Keeps whole traces overlapping the range (as Tempo does), so a query
+/// sees every span of a trace that started just before the window.
 fn time_filter(request: &SearchRequest) -> Option<Expr> {
     let mut parts = Vec::new();
     if let Some(start) = request.start_unix_nano {
-        parts.push(col(c::START_UNIX_NANO).gt_eq(lit(start)));
+        parts.push((col(c::TRACE_START_UNIX_NANO) + col(c::TRACE_DURATION_NANO)).gt_eq(lit(start)));
     }
     if let Some(end) = request.end_unix_nano {
-        parts.push(col(c::START_UNIX_NANO).lt_eq(lit(end)));
+        parts.push(col(c::TRACE_START_UNIX_NANO).lt_eq(lit(end)));
     }
     parts.into_iter().reduce(Expr::and)
 }
@@ -237,8 +239,10 @@ fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss
         for row in 0..batch.num_rows() {
             inspected_spans += 1;
             let Ok(id) = <[u8; 16]>::try_from(trace_id.value(row)) else { continue };
-            let t_start = if trace_start.is_null(row) { start.value(row) } else { trace_start.value(row) };
-            let t_end = t_start + if trace_duration.is_null(row) { duration.value(row) } else { trace_duration.value(row) };
+            // Client clocks can be anything: never overflow, never go negative.
+            let t_start = if trace_start.is_null(row) { start.value(row) } else { trace_start.value(row) }.max(0);
+            let t_duration = if trace_duration.is_null(row) { duration.value(row) } else { trace_duration.value(row) };
+            let t_end = t_start.saturating_add(t_duration.max(0));
             let trace = traces.entry(id).or_insert_with(|| TraceBuilder {
                 root_service_name: None,
                 root_trace_name: None,
@@ -264,11 +268,17 @@ fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss
                 .zip(select_columns)
                 .filter_map(|(o, a)| opt_str(a, row).map(|v| (o.label.clone(), v)))
                 .collect();
-            trace.spansets.entry(key).or_default().push(SpanSummary {
-                span_id: span_id.value(row).try_into().unwrap_or_default(),
+            let span_id: [u8; 8] = span_id.value(row).try_into().unwrap_or_default();
+            let spans = trace.spansets.entry(key).or_default();
+            // A span can reach here twice only through a stored duplicate; show it once.
+            if spans.iter().any(|s| s.span_id == span_id) {
+                continue;
+            }
+            spans.push(SpanSummary {
+                span_id,
                 name: name.value(row).to_owned(),
-                start_unix_nano: start.value(row),
-                duration_nano: duration.value(row),
+                start_unix_nano: start.value(row).max(0),
+                duration_nano: duration.value(row).max(0),
                 attributes,
             });
         }
@@ -298,7 +308,7 @@ fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss
             root_service_name: trace.root_service_name,
             root_trace_name: trace.root_trace_name,
             start_unix_nano: trace.start,
-            duration_nano: trace.end - trace.start,
+            duration_nano: trace.end.saturating_sub(trace.start),
             spansets,
             service_stats: trace.service_stats,
         });

@@ -105,11 +105,7 @@ pub async fn execute_metrics(
     request: &MetricsRequest,
 ) -> Result<Vec<Series>> {
     let ctx = state.engine.query.session_in_range(tenant, Some((request.start, request.end)))?;
-    query_range(&ctx, query, request).await.map_err(|e| match e {
-        spanlake_traceql::search::SearchError::Compile(c) => Error::bad_request(format!("invalid TraceQL query: {c}")),
-        spanlake_traceql::search::SearchError::DataFusion(d) => Error::Engine(spanlake_engine::Error::from(d)),
-        spanlake_traceql::search::SearchError::Arrow(a) => Error::Engine(spanlake_engine::Error::from(a)),
-    })
+    query_range(&ctx, query, request).await.map_err(super::search::search_error)
 }
 
 /// `GET /api/metrics/query_range`.

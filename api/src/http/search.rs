@@ -91,6 +91,10 @@ fn tags_to_traceql(tags: &[(String, String)]) -> String {
             "name" => format!("name = {}", quote(v)),
             "status.code" | "status" => format!("status = {}", if ["error", "ok", "unset"].contains(&v.as_str()) { v.as_str() } else { "error" }),
             "error" if v == "true" => "status = error".to_owned(),
+            // Tag values are text; numbers and booleans also match typed attributes.
+            _ if v.parse::<i64>().is_ok() || v.parse::<f64>().is_ok() || v == "true" || v == "false" => {
+                format!("(.{k} = {v2} || .{k} = {v})", k = quote(k), v2 = quote(v))
+            }
             _ => format!(".{} = {}", quote(k), quote(v)),
         })
         .collect();
@@ -251,7 +255,7 @@ pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Q
 }
 
 /// Planning errors are the query's fault (400); execution errors are ours.
-fn search_error(e: spanlake_traceql::search::SearchError) -> Error {
+pub fn search_error(e: spanlake_traceql::search::SearchError) -> Error {
     use spanlake_traceql::search::SearchError;
     match e {
         SearchError::Compile(c) => Error::bad_request(format!("invalid TraceQL query: {c}")),
@@ -266,10 +270,10 @@ mod tests {
 
     #[test]
     fn tags_become_traceql() {
-        let pairs = logfmt(r#"service.name=cart name="GET /x" error=true"#).unwrap();
+        let pairs = logfmt(r#"service.name=cart name="GET /x" error=true http.status_code=500"#).unwrap();
         assert_eq!(
             tags_to_traceql(&pairs),
-            r#"{ ."service.name" = "cart" && name = "GET /x" && status = error }"#
+            r#"{ ."service.name" = "cart" && name = "GET /x" && status = error && (."http.status_code" = "500" || ."http.status_code" = 500) }"#
         );
         assert!(logfmt("novalue").is_err());
         assert!(logfmt(r#"a="unterminated"#).is_err());

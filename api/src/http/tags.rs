@@ -248,6 +248,6 @@ async fn filtered_values(
     };
     let values = spanlake_traceql::search::tag_values(&ctx, &query, &tag, &request, limit.min(10_000))
         .await
-        .map_err(|e| Error::bad_request(format!("invalid q: {e}")))?;
+        .map_err(super::search::search_error)?;
     Ok(Some(values))
 }

@@ -26,6 +26,9 @@ use crate::ingester::Ingester;
 use crate::schema::{self, column_index};
 use crate::storage::Layout;
 
+/// Memory all running queries may hold together before spilling or failing.
+const QUERY_MEMORY_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
 /// URL under which the block store is registered in DataFusion.
 const STORE_URL: &str = "spanlake://blocks/";
 
@@ -62,7 +65,9 @@ pub struct QueryEngine {
 impl QueryEngine {
     /// A query engine over `source`, reading blocks from `store`.
     pub fn new(source: Arc<dyn SpanSource>, store: Arc<dyn ObjectStore>, layout: Layout) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        // Queries share a bounded pool and spill to disk beyond it, so one
+        // big query cannot starve ingest of memory.
+        let runtime = RuntimeEnvBuilder::new().with_memory_limit(QUERY_MEMORY_BYTES, 1.0).build_arc()?;
         let url = url_for_store();
         runtime.register_object_store(&url, store);
         Ok(Self { source, runtime, layout })

@@ -61,19 +61,30 @@ impl SpansTable {
         self
     }
 
-    fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<u8>]) -> bool {
+    fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>]) -> bool {
         if let Some((start, end)) = self.block_time_range
             && !block.meta.overlaps(start, end)
         {
             return false;
         }
-        trace_ids.iter().all(|id| block.may_contain_trace(id))
+        trace_ids.iter().all(|any_of| any_of.iter().any(|id| block.may_contain_trace(id)))
     }
 }
 
-/// Trace ids the filters pin with `trace_id = <literal>`.
-fn pinned_trace_ids(filters: &[Expr]) -> Vec<Vec<u8>> {
-    filters
+/// Trace ids the filters pin with `trace_id = <literal>` or
+/// `trace_id IN (<literals>)`: each inner list is one filter (any of its ids).
+fn pinned_trace_ids(filters: &[Expr]) -> Vec<Vec<Vec<u8>>> {
+    let literal = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::FixedSizeBinary(16, Some(v)), _) => Some(v.clone()),
+        _ => None,
+    };
+    let in_lists = filters.iter().filter_map(|f| match f {
+        Expr::InList(list) if !list.negated && matches!(list.expr.as_ref(), Expr::Column(c) if c.name == col::TRACE_ID) => {
+            list.list.iter().map(literal).collect::<Option<Vec<_>>>()
+        }
+        _ => None,
+    });
+    let equalities = filters
         .iter()
         .filter_map(|f| match f {
             Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
@@ -87,7 +98,8 @@ fn pinned_trace_ids(filters: &[Expr]) -> Vec<Vec<u8>> {
             },
             _ => None,
         })
-        .collect()
+        .map(|id| vec![id]);
+    equalities.chain(in_lists).collect()
 }
 
 #[async_trait]
