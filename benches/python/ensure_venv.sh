@@ -1,0 +1,1 @@
+../../api/tests/python/ensure_venv.sh

@@ -1,0 +1,208 @@
+//! Starts the real `spanlake serve` binary on ephemeral loopback ports with
+//! its data in a given directory (as `api/tests/common` does), talks to it
+//! over HTTP, and reads its resource usage from `/proc/<pid>`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// The tenant every bench writes and reads.
+pub const TENANT: &str = "single-tenant";
+
+/// How long a server may take to print `spanlake ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `spanlake serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    binary: PathBuf,
+    /// Data directory: `blocks/`, `wal/` and the config live here.
+    pub dir: PathBuf,
+    /// Query API (`:3200` in production).
+    pub http: SocketAddr,
+    /// OTLP gRPC receiver.
+    pub otlp_grpc: SocketAddr,
+    client: reqwest::Client,
+}
+
+/// Resource usage of the server process so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStats {
+    /// User + system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Peak resident set size (`VmHWM`), bytes.
+    pub peak_rss_bytes: u64,
+    /// Bytes read through read(2)-like calls (`rchar` of `/proc/<pid>/io`),
+    /// page cache hits included.
+    pub read_bytes: u64,
+}
+
+/// The config: every receiver on an ephemeral loopback port, blocks cut
+/// only by `/flush` (or 256 MiB), data under `dir`.
+fn config_yaml(dir: &Path) -> String {
+    format!(
+        "server:\n  http_listen_port: 0\n  log_level: warn\n\
+         distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n\
+         \x20   jaeger:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        thrift_http:\n          endpoint: 127.0.0.1:0\n\
+         \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
+         \x20   zipkin:\n      endpoint: 127.0.0.1:0\n\
+         ingester:\n  max_block_duration: 1h\n\
+         storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n",
+        dir.join("blocks").display(),
+        dir.join("wal").display(),
+    )
+}
+
+impl Server {
+    /// Starts `binary serve` with data under `dir` (created if missing; kept).
+    pub fn start(binary: &Path, dir: &Path) -> Result<Server> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let config_path = dir.join("spanlake.yaml");
+        std::fs::write(&config_path, config_yaml(dir)).with_context(|| format!("writing {}", config_path.display()))?;
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {} (build it with `cargo build --release --workspace`)", binary.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addrs = std::collections::HashMap::new();
+        loop {
+            let Ok(line) = rx.recv_timeout(READY_TIMEOUT) else {
+                let _ = child.kill();
+                bail!("{} did not become ready: {:?}", binary.display(), child.wait());
+            };
+            if line == "spanlake ready" {
+                break;
+            }
+            if let Some((name, addr)) = line.strip_prefix("spanlake listening ").and_then(|rest| rest.split_once(' ')) {
+                addrs.insert(name.to_owned(), addr.parse::<SocketAddr>().with_context(|| format!("address in {line:?}"))?);
+            }
+        }
+        let addr = |name: &str| addrs.get(name).copied().with_context(|| format!("server did not print its {name} address"));
+        Ok(Server {
+            http: addr("http")?,
+            otlp_grpc: addr("otlp_grpc")?,
+            child,
+            binary: binary.to_owned(),
+            dir: dir.to_owned(),
+            client: reqwest::Client::new(),
+        })
+    }
+
+    /// Stops the server (SIGKILL: the data is flushed or in the WAL) and
+    /// starts it again on the same data: caches are cold.
+    pub fn restart(self) -> Result<Server> {
+        let (binary, dir) = (self.binary.clone(), self.dir.clone());
+        drop(self);
+        Server::start(&binary, &dir)
+    }
+
+    /// Query API URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// The shared HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `POST /flush`: every head becomes a block before this returns.
+    pub async fn flush(&self) -> Result<()> {
+        let response = self.client.post(self.url("/flush")).send().await.context("POST /flush")?;
+        if response.status() != 204 {
+            bail!("POST /flush: {} {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// GETs `path` with query `params` and parses the JSON answer; errors on non-2xx.
+    pub async fn get_json(&self, path: &str, params: &[(&str, String)]) -> Result<serde_json::Value> {
+        let url = reqwest::Url::parse_with_params(&self.url(path), params).with_context(|| format!("URL of {path}"))?;
+        let response = self.client.get(url.clone()).send().await.with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body = response.bytes().await.with_context(|| format!("reading GET {url}"))?;
+        if !status.is_success() {
+            bail!("GET {url}: {status} {}", String::from_utf8_lossy(&body));
+        }
+        serde_json::from_slice(&body).with_context(|| format!("JSON of GET {url}"))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time, peak RSS and bytes read of the server process so far.
+    pub fn proc_stats(&self) -> Result<ProcStats> {
+        proc_stats(self.pid())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `<data>/blocks/<tenant>/blocks`: one directory per block.
+pub fn blocks_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("blocks").join(TENANT).join("blocks")
+}
+
+/// Every `data.parquet` under a data directory, sorted.
+pub fn parquet_files(data_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = blocks_dir(data_dir);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry.with_context(|| format!("listing {}", dir.display()))?.path().join("data.parquet");
+        // A block exists once its meta.json does (DESIGN §2).
+        if path.is_file() && path.with_file_name("meta.json").is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// Reads `/proc/<pid>/{stat,status,io}`.
+pub fn proc_stats(pid: u32) -> Result<ProcStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("short /proc/<pid>/stat")?.parse::<f64>()?) };
+    // `after_name` starts at field 3 (state), so field n is at index n - 3.
+    let cpu_seconds = (ticks(14 - 3)? + ticks(15 - 3)?) / CLOCK_TICKS_PER_SECOND;
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let peak_rss_kib = proc_field(&status, "VmHWM:").context("no VmHWM in /proc/<pid>/status")?;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).with_context(|| format!("reading /proc/{pid}/io"))?;
+    let read_bytes = proc_field(&io, "rchar:").context("no rchar in /proc/<pid>/io")?;
+    Ok(ProcStats { cpu_seconds, peak_rss_bytes: peak_rss_kib * 1024, read_bytes })
+}
+
+/// The number after `key` in a `/proc` key-value file.
+fn proc_field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(key)).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok())
+}
