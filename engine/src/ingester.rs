@@ -73,6 +73,23 @@ struct Sealed {
     bytes: usize,
     /// WAL segments holding these spans, deleted once the block is written.
     segment_paths: Vec<PathBuf>,
+    /// The spans prepared like a block, computed once (queries and the flush share it).
+    prepared: std::sync::OnceLock<RecordBatch>,
+}
+
+impl Sealed {
+    fn new(batches: Vec<RecordBatch>, bytes: usize, segment_paths: Vec<PathBuf>) -> Self {
+        Self { batches, bytes, segment_paths, prepared: std::sync::OnceLock::new() }
+    }
+
+    /// The sealed spans sorted, de-duplicated and with derived columns.
+    fn prepared(&self) -> Result<RecordBatch> {
+        if let Some(batch) = self.prepared.get() {
+            return Ok(batch.clone());
+        }
+        let batch = prepare_block(&self.batches)?;
+        Ok(self.prepared.get_or_init(|| batch).clone())
+    }
 }
 
 #[derive(Default)]
@@ -81,10 +98,10 @@ struct TenantState {
     sealed: Vec<Arc<Sealed>>,
     /// Bumped on every change of `head` or `sealed`.
     generation: u64,
-    /// The unflushed spans prepared like a block (sorted, trace-level and
+    /// The live head's spans prepared like a block (sorted, trace-level and
     /// nested-set columns filled) at `generation`, so queries see the same
-    /// columns in the head as in blocks.
-    prepared: Option<(u64, RecordBatch)>,
+    /// columns in the head as in blocks. Sealed heads cache their own.
+    prepared_head: Option<(u64, RecordBatch)>,
 }
 
 impl TenantState {
@@ -151,9 +168,7 @@ impl Ingester {
             let spans: usize = segment.batches.iter().map(|b| b.num_rows()).sum();
             metrics.wal_replayed_spans.inc_by(spans as u64);
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
-            let sealed = by_tenant
-                .entry(segment.tenant.clone())
-                .or_insert_with(|| Sealed { batches: Vec::new(), bytes: 0, segment_paths: Vec::new() });
+            let sealed = by_tenant.entry(segment.tenant.clone()).or_insert_with(|| Sealed::new(Vec::new(), 0, Vec::new()));
             sealed.bytes += segment.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
             sealed.batches.extend(segment.batches);
             sealed.segment_paths.push(segment.path);
@@ -232,7 +247,7 @@ impl Ingester {
             if head.batches.is_empty() {
                 let _ = std::fs::remove_file(&path);
             } else {
-                state.sealed.push(Arc::new(Sealed { batches: head.batches, bytes: head.bytes, segment_paths: vec![path] }));
+                state.sealed.push(Arc::new(Sealed::new(head.batches, head.bytes, vec![path])));
             }
             state.generation += 1;
             return Err(e);
@@ -243,40 +258,46 @@ impl Ingester {
         Ok(())
     }
 
-    /// Every span of `tenant` not yet in a block (head and sealed heads),
-    /// prepared like a block: sorted by trace, duplicates dropped, trace-level
-    /// and nested-set columns filled. Cached until the next write or cut.
+    /// Every span of `tenant` not yet in a block, prepared like a block
+    /// (sorted by trace, duplicates dropped, trace-level and nested-set
+    /// columns filled): one batch per sealed head (prepared once) and one for
+    /// the live head (cached until the next write).
     pub fn unflushed_batches(&self, tenant: &str) -> Vec<RecordBatch> {
         let Some(state) = self.tenants.lock().get(tenant).cloned() else { return Vec::new() };
-        let (raw, generation) = {
+        let (sealed, head_raw, cached_head, generation) = {
             let state = state.lock();
-            if let Some((generation, prepared)) = &state.prepared
-                && *generation == state.generation
-            {
-                return vec![prepared.clone()];
-            }
-            let mut raw: Vec<RecordBatch> = state.sealed.iter().flat_map(|s| s.batches.iter().cloned()).collect();
-            if let Some(head) = &state.head {
-                raw.extend(head.batches.iter().cloned());
-            }
-            (raw, state.generation)
+            let cached = state.prepared_head.as_ref().filter(|(g, _)| *g == state.generation).map(|(_, b)| b.clone());
+            let raw: Vec<RecordBatch> = state.head.as_ref().map(|h| h.batches.clone()).unwrap_or_default();
+            (state.sealed.clone(), raw, cached, state.generation)
         };
-        if raw.is_empty() {
-            return raw;
-        }
-        match prepare_block(&raw) {
-            Ok(prepared) => {
-                let mut state = state.lock();
-                if state.generation == generation {
-                    state.prepared = Some((generation, prepared.clone()));
+        let mut out = Vec::new();
+        for s in &sealed {
+            match s.prepared() {
+                Ok(batch) => out.push(batch),
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "preparing sealed spans failed; serving them raw");
+                    out.extend(s.batches.iter().cloned());
                 }
-                vec![prepared]
-            }
-            Err(e) => {
-                tracing::error!(%tenant, error = %e, "preparing unflushed spans failed; serving them raw");
-                raw
             }
         }
+        match (cached_head, head_raw.is_empty()) {
+            (Some(batch), _) => out.push(batch),
+            (None, true) => {}
+            (None, false) => match prepare_block(&head_raw) {
+                Ok(batch) => {
+                    let mut state = state.lock();
+                    if state.generation == generation {
+                        state.prepared_head = Some((generation, batch.clone()));
+                    }
+                    out.push(batch);
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "preparing unflushed spans failed; serving them raw");
+                    out.extend(head_raw);
+                }
+            },
+        }
+        out
     }
 
     /// Unflushed spans and live blocks of `tenant`, taken together so that a
@@ -368,7 +389,7 @@ impl Ingester {
             return Ok(());
         }
         let bytes = kept.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
-        state.sealed.push(Arc::new(Sealed { batches: kept, bytes, segment_paths: vec![old.segment.path().to_owned()] }));
+        state.sealed.push(Arc::new(Sealed::new(kept, bytes, vec![old.segment.path().to_owned()])));
         Ok(())
     }
 
@@ -388,10 +409,15 @@ impl Ingester {
     /// Writes a sealed head as a block; `None` when it held nothing to write.
     async fn write_sealed(&self, tenant: &str, sealed: &Sealed) -> Result<Option<crate::block::LiveBlock>> {
         let started = Instant::now();
-        let batches = sealed.batches.clone();
-        let prepared = tokio::task::spawn_blocking(move || prepare_block(&batches))
-            .await
-            .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
+        let prepared = match sealed.prepared.get() {
+            Some(batch) => batch.clone(),
+            None => {
+                let batches = sealed.batches.clone();
+                tokio::task::spawn_blocking(move || prepare_block(&batches))
+                    .await
+                    .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??
+            }
+        };
         if prepared.num_rows() == 0 {
             return Ok(None);
         }
