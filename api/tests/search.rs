@@ -143,6 +143,8 @@ async fn bad_searches_are_400_with_a_position() {
         (r#"{ name =~ "(" }"#, "regular expression"),
         ("{ duration > 1s } | rate()", "metrics"),
         ("{ kind = server", "1:"),
+        ("{ status > ok }", "1:"),
+        (r#"{ span.a + "x" = 1 }"#, "1:"),
         (&format!("{{ name =~ \"{}\" }}", "a{1000}".repeat(200)), ""),
     ] {
         let (status, body) = search(&server, query).await;
