@@ -5,14 +5,14 @@
 
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use spanlake_ingest::TENANT_HEADER;
 use spanlake_traceql::search::{SearchRequest as EngineRequest, SearchResult};
 use tonic::{Request, Response, Status};
 
 use crate::http::AppState;
-use crate::http::search::{ROOT_NOT_YET_RECEIVED, execute_search};
+use crate::http::search::{ROOT_NOT_YET_RECEIVED, SearchScope, execute_search};
 use crate::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
 use crate::http::metrics::{execute_metrics, prom_labels};
 use crate::tempopb::{
@@ -91,6 +91,21 @@ pub fn search_response(result: &SearchResult, total_blocks: usize, total_block_b
 }
 
 type SearchStream = Pin<Box<dyn Stream<Item = Result<SearchResponse, Status>> + Send>>;
+
+/// A stream of the early (unflushed-only) answer, then the traces of the full
+/// answer that the early one did not already show as they are.
+fn async_stream_two(
+    early: SearchResult,
+    full: impl std::future::Future<Output = Result<(SearchResult, usize, u64), Status>> + Send + 'static,
+) -> SearchStream {
+    let first = (!early.traces.is_empty()).then(|| Ok(search_response(&early, 0, 0)));
+    let second = futures::stream::once(async move {
+        let (mut full, blocks, bytes) = full.await?;
+        full.traces.retain(|t| !early.traces.contains(t));
+        Ok(search_response(&full, blocks, bytes))
+    });
+    Box::pin(futures::stream::iter(first).chain(second))
+}
 type MetricsStream = Pin<Box<dyn Stream<Item = Result<QueryRangeResponse, Status>> + Send>>;
 
 fn status(e: crate::error::Error) -> Status {
@@ -155,8 +170,16 @@ impl StreamingQuerier for Streaming {
             min_trace_duration: (r.min_duration_ms > 0).then_some(r.min_duration_ms as i64 * 1_000_000),
             max_trace_duration: (r.max_duration_ms > 0).then_some(r.max_duration_ms as i64 * 1_000_000),
         };
-        let (result, blocks, bytes) = execute_search(&self.state, &tenant, &query, &request).await.map_err(status)?;
-        let message = search_response(&result, blocks, bytes);
-        Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(message) }))))
+        // First what memory holds (fast), then the full answer's traces that
+        // are new or changed since: each message carries only those, as Tempo
+        // streams, and the metrics are cumulative.
+        let (early, _, _) =
+            execute_search(&self.state, &tenant, &query, &request, SearchScope::Unflushed).await.map_err(status)?;
+        let state = self.state.clone();
+        let stream = async_stream_two(early, async move {
+            let (full, blocks, bytes) = execute_search(&state, &tenant, &query, &request, SearchScope::All).await.map_err(status)?;
+            Ok((full, blocks, bytes))
+        });
+        Ok(Response::new(stream))
     }
 }

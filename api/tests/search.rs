@@ -167,19 +167,25 @@ async fn bad_searches_are_400_with_a_position() {
 async fn streaming_search_over_grpc_on_the_http_port() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), Options::default());
+    // One trace in a block, one still in memory: the stream answers from
+    // memory first, then only what is new.
+    let old = random_trace_id();
+    assert_eq!(post_otlp(&server, vec![trace(old, "api", &[(1, None, "GET /"), (2, Some(1), "db")])], Some("acme")).await.0, 200);
+    server.flush().await;
     let id = random_trace_id();
     assert_eq!(post_otlp(&server, vec![trace(id, "api", &[(1, None, "GET /"), (2, Some(1), "db")])], Some("acme")).await.0, 200);
     let mut client = StreamingQuerierClient::connect(format!("http://{}", server.http)).await.unwrap();
     let mut request = tonic::Request::new(SearchRequest { query: "{ name = \"db\" }".into(), limit: 5, spans_per_span_set: 3, ..Default::default() });
     request.metadata_mut().insert("x-scope-orgid", "acme".parse().unwrap());
     let mut stream = client.search(request).await.unwrap().into_inner();
-    let mut traces = Vec::new();
+    let mut messages = Vec::new();
     while let Some(message) = stream.message().await.unwrap() {
-        traces.extend(message.traces);
+        messages.push(message);
     }
-    assert_eq!(traces.len(), 1);
-    assert_eq!(traces[0].trace_id, hex::encode(id));
-    assert_eq!(traces[0].span_sets[0].spans[0].name, "db");
+    let ids: Vec<Vec<String>> = messages.iter().map(|m| m.traces.iter().map(|t| t.trace_id.clone()).collect()).collect();
+    assert_eq!(ids, vec![vec![hex::encode(id)], vec![hex::encode(old)]], "memory first, then only new traces");
+    assert_eq!(messages[0].traces[0].span_sets[0].spans[0].name, "db");
+    assert!(messages[1].metrics.as_ref().unwrap().total_blocks >= 1);
     // Grafana's health check for streaming: `{}` with limit 1.
     let request = tonic::Request::new(SearchRequest { query: "{}".into(), limit: 1, ..Default::default() });
     assert!(client.search(request).await.is_ok());

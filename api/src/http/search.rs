@@ -230,16 +230,37 @@ pub fn search_response_json(result: &SearchResult, total_blocks: usize, total_bl
     json!({ "traces": traces, "metrics": metrics })
 }
 
+/// Which spans a search reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScope {
+    /// Unflushed spans and every block in range.
+    All,
+    /// Only the unflushed spans (answered from memory; a streaming first answer).
+    Unflushed,
+}
+
 /// Parses and runs a search for `tenant`; also returns the number and total
 /// size of the blocks in the searched range (for the response metrics).
-pub async fn execute_search(state: &AppState, tenant: &str, text: &str, request: &SearchRequest) -> Result<(SearchResult, usize, u64)> {
+pub async fn execute_search(
+    state: &AppState,
+    tenant: &str,
+    text: &str,
+    request: &SearchRequest,
+    scope: SearchScope,
+) -> Result<(SearchResult, usize, u64)> {
     let query = spanlake_traceql::parse(text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))?;
     let range = match (request.start_unix_nano, request.end_unix_nano) {
         (None, None) => None,
         (start, end) => Some((start.unwrap_or(0), end.unwrap_or(i64::MAX))),
     };
-    let ctx = state.engine.query.session_in_range(tenant, range)?;
+    let ctx = match scope {
+        SearchScope::All => state.engine.query.session_in_range(tenant, range)?,
+        SearchScope::Unflushed => state.engine.query.session_unflushed(tenant)?,
+    };
     let result = search(&ctx, &query, request).await.map_err(search_error)?;
+    if scope == SearchScope::Unflushed {
+        return Ok((result, 0, 0));
+    }
     let blocks = state.engine.catalog.blocks(tenant);
     let in_range: Vec<_> = blocks.iter().filter(|b| range.is_none_or(|(s, e)| b.meta.overlaps(s, e))).collect();
     let bytes: u64 = in_range.iter().map(|b| b.meta.size_bytes).sum();
@@ -250,7 +271,7 @@ pub async fn execute_search(state: &AppState, tenant: &str, text: &str, request:
 pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<SearchParams>) -> Result<Json<Value>> {
     let tenant = state.tenant(&headers)?;
     let request = p.request()?;
-    let (result, blocks, bytes) = execute_search(&state, &tenant, &p.query()?, &request).await?;
+    let (result, blocks, bytes) = execute_search(&state, &tenant, &p.query()?, &request, SearchScope::All).await?;
     Ok(Json(search_response_json(&result, blocks, bytes)))
 }
 

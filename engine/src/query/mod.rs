@@ -133,6 +133,11 @@ impl QueryEngine {
         self.session_with(table)
     }
 
+    /// A session whose `spans` table holds only the unflushed spans.
+    pub fn session_unflushed(&self, tenant: &str) -> Result<SessionContext> {
+        self.session_with(SpansTable::new(tenant, self.source.clone(), store_url()?, self.layout.clone()).without_blocks())
+    }
+
     /// All spans of a trace, from the heads and every block that may hold it
     /// (optionally only blocks overlapping `[start, end]` unix nanos),
     /// de-duplicated by span id. `None` when no span is found.

@@ -46,13 +46,15 @@ pub struct SpansTable {
     layout: Layout,
     /// Only blocks overlapping this range of unix nanos are read.
     block_time_range: Option<(i64, i64)>,
+    /// False: only the unflushed spans (a fast first answer for streaming).
+    include_blocks: bool,
 }
 
 impl SpansTable {
     /// The table of `tenant`; blocks are read through the object store
     /// registered under `store_url`.
     pub fn new(tenant: &str, source: Arc<dyn SpanSource>, store_url: ObjectStoreUrl, layout: Layout) -> Self {
-        Self { tenant: tenant.to_owned(), source, store_url, layout, block_time_range: None }
+        Self { tenant: tenant.to_owned(), source, store_url, layout, block_time_range: None, include_blocks: true }
     }
 
     /// Restricts the blocks read to those overlapping `[start, end]` (unix nanos).
@@ -61,7 +63,16 @@ impl SpansTable {
         self
     }
 
+    /// Reads only the unflushed spans, no blocks.
+    pub fn without_blocks(mut self) -> Self {
+        self.include_blocks = false;
+        self
+    }
+
     fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>]) -> bool {
+        if !self.include_blocks {
+            return false;
+        }
         if let Some((start, end)) = self.block_time_range
             && !block.meta.overlaps(start, end)
         {
