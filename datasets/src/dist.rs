@@ -2,8 +2,8 @@
 //! with a heavy (Pareto) tail, skewed picks for popular keys, exponential
 //! inter-arrival times, and collision-free id sequences.
 //!
-//! Everything draws from one [`ChaCha8Rng`], whose output is the same on every
-//! platform; the float maths is plain IEEE 754 (`ln`, `exp`, `cos`, `sqrt`).
+//! Everything draws from [`ChaCha8Rng`] streams, whose output is the same on
+//! every platform; the float maths is `ln`, `exp`, `cos`, `powf` and `sqrt`.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

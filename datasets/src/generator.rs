@@ -337,6 +337,14 @@ impl RequestContext {
         }
     }
 
+    /// `route` with its parameter (if any) filled in.
+    fn path(&self, route: &str, param: Param) -> String {
+        match param.placeholder() {
+            placeholder if !placeholder.is_empty() && route.contains(placeholder) => route.replace(placeholder, &self.value(param)),
+            _ => route.to_owned(),
+        }
+    }
+
     /// The value of `param` in this request.
     fn value(&self, param: Param) -> String {
         match param {
@@ -566,7 +574,7 @@ impl<'g> TraceWriter<'g> {
         peer_address: &str,
         caller_language: Option<Language>,
     ) -> Vec<KeyValue> {
-        let path = route.replace(op.param.placeholder(), &self.ctx.value(op.param));
+        let path = self.ctx.path(route, op.param);
         let edge = svc.tier == Tier::Edge;
         let scheme = if edge { "https" } else { "http" };
         let user_agent = match caller_language {
@@ -717,7 +725,7 @@ impl<'g> TraceWriter<'g> {
         let (name, scope, mut attributes) = match &op.endpoint {
             Endpoint::Http { method, route } => {
                 let status = failed.as_ref().map(|f| f.failure.http_status()).unwrap_or_else(|| success_status(method));
-                let url = format!("http://{}:{}{}", to.host, to.port, route.replace(op.param.placeholder(), &self.ctx.value(op.param)));
+                let url = format!("http://{}:{}{}", to.host, to.port, self.ctx.path(route, op.param));
                 let attributes = if from.stable_semconv {
                     let mut a = vec![
                         string("http.request.method", *method),
@@ -776,15 +784,12 @@ impl<'g> TraceWriter<'g> {
         let q = &st.queries[query];
         let svc = &topology.services[caller.service];
         let failure = self.rng.random_bool(topology.error_probability(q.error_weight)).then(|| {
-            if st.kind.is_cache() {
-                Failure::CacheTimeout
-            } else {
-                [Failure::DbTimeout, Failure::DbDeadlock, Failure::DbConnection][self.rng.random_range(0..3)]
-            }
+            let failures = st.kind.failures();
+            failures[self.rng.random_range(0..failures.len())]
         });
         let duration = match failure {
-            Some(Failure::DbTimeout) => LogNormal::new(2_000.0 * MS, 0.3).sample_ns(self.rng),
             Some(Failure::CacheTimeout) => LogNormal::new(1_000.0 * MS, 0.1).sample_ns(self.rng),
+            Some(f) if f.is_timeout() => LogNormal::new(2_000.0 * MS, 0.3).sample_ns(self.rng),
             Some(Failure::DbConnection) => LogNormal::new(30.0 * MS, 0.5).sample_ns(self.rng),
             _ => q.latency.sample_ns(self.rng),
         };

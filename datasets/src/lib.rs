@@ -18,9 +18,10 @@
 //! [`send`] sends them to a running server over OTLP gRPC or HTTP at a target
 //! rate over N connections.
 //!
-//! Determinism: the same [`GenConfig`] gives the same bytes, on every run and
-//! platform (ChaCha8 streams, bijective id sequences, no clocks, no hash-map
-//! iteration order), for a given version of this crate.
+//! Determinism: the same [`GenConfig`] gives the same bytes on every run, for
+//! a given version of this crate (ChaCha8 streams, bijective id sequences, no
+//! clocks, no hash-map iteration order); across platforms only the math
+//! library's rounding of `ln`/`exp`/`cos`/`powf` could move a nanosecond.
 
 mod attrs;
 pub mod dist;

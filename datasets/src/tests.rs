@@ -233,7 +233,24 @@ fn attribute_cardinalities() {
     let mean = per_user.values().sum::<u64>() as f64 / per_user.len() as f64;
     assert!(*per_user.values().max().unwrap() as f64 > 3.0 * mean, "power users");
     assert!(count("url.path", false) + count("http.target", false) > 500, "paths carry ids");
+    for f in &spans {
+        let attributes = &f.span.attributes;
+        let (Some(route), Some(path)) = (attr_string(attributes, "http.route"), attr_string(attributes, "url.path").or(attr_string(attributes, "http.target")))
+        else {
+            continue;
+        };
+        match route.split_once('{') {
+            None => assert_eq!(path, route),
+            Some((prefix, rest)) => {
+                let suffix = rest.split_once('}').map(|(_, s)| s).unwrap_or("");
+                assert!(path.starts_with(prefix) && path.ends_with(suffix) && path.len() < route.len() + 40, "{path} for {route}");
+            }
+        }
+    }
     assert!(count("exception.type", false) == 0, "exceptions are events, not span attributes");
+    let exception_types: HashSet<String> =
+        spans.iter().flat_map(|f| &f.span.events).filter_map(|e| attr_string(&e.attributes, "exception.type")).collect();
+    assert!((5..=80).contains(&exception_types.len()), "{exception_types:?}");
 }
 
 #[test]
@@ -377,4 +394,5 @@ async fn send_reports_refused_requests_and_unreachable_servers() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
 

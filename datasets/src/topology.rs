@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::attrs::{int, string};
 use crate::dist::{GenRng, LogNormal, cumulative, mix64, weighted_index};
-use crate::vocab::{self, Language, Param, ScopeKind};
+use crate::vocab::{self, Failure, Language, Param, ScopeKind};
 
 /// Share of edge requests that should end in an error.
 pub const TARGET_ROOT_ERROR_RATE: f64 = 0.03;
@@ -285,6 +285,16 @@ impl StoreKind {
             StoreKind::Mongo => ScopeKind::Mongo,
             StoreKind::Redis => ScopeKind::Redis,
             StoreKind::Memcached => ScopeKind::Memcached,
+        }
+    }
+
+    /// What can go wrong with a query: a timeout, a conflict, no connection.
+    pub fn failures(self) -> &'static [Failure] {
+        match self {
+            StoreKind::Postgres => &[Failure::DbTimeout, Failure::DbDeadlock, Failure::DbConnection],
+            StoreKind::Mysql => &[Failure::MysqlTimeout, Failure::MysqlDeadlock, Failure::DbConnection],
+            StoreKind::Mongo => &[Failure::MongoTimeout, Failure::MongoWriteConflict, Failure::DbConnection],
+            StoreKind::Redis | StoreKind::Memcached => &[Failure::CacheTimeout],
         }
     }
 

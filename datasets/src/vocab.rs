@@ -285,10 +285,18 @@ pub fn scope(language: Language, kind: ScopeKind) -> (&'static str, &'static str
 /// What went wrong, independent of the language that reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// A SQL statement hit its timeout.
+    /// A PostgreSQL statement hit its timeout.
     DbTimeout,
-    /// A SQL transaction was chosen as a deadlock victim.
+    /// A PostgreSQL transaction was chosen as a deadlock victim.
     DbDeadlock,
+    /// A MySQL statement hit its timeout.
+    MysqlTimeout,
+    /// A MySQL transaction was chosen as a deadlock victim.
+    MysqlDeadlock,
+    /// A MongoDB operation exceeded its time limit.
+    MongoTimeout,
+    /// A MongoDB write conflicted with another.
+    MongoWriteConflict,
     /// No connection to the database.
     DbConnection,
     /// A cache command timed out.
@@ -306,14 +314,17 @@ pub enum Failure {
 impl Failure {
     /// Whether the failing call lasts until a timeout fires.
     pub fn is_timeout(self) -> bool {
-        matches!(self, Failure::DbTimeout | Failure::CacheTimeout | Failure::Publish | Failure::UpstreamTimeout)
+        matches!(
+            self,
+            Failure::DbTimeout | Failure::MysqlTimeout | Failure::MongoTimeout | Failure::CacheTimeout | Failure::Publish | Failure::UpstreamTimeout
+        )
     }
 
     /// HTTP status a server answers with when this failure escapes it.
     pub fn http_status(self) -> i64 {
         match self {
             Failure::Upstream | Failure::DbConnection => 503,
-            Failure::UpstreamTimeout | Failure::DbTimeout | Failure::CacheTimeout => 504,
+            failure if failure.is_timeout() => 504,
             _ => 500,
         }
     }
@@ -322,7 +333,7 @@ impl Failure {
     pub fn grpc_status(self) -> (i64, &'static str) {
         match self {
             Failure::Upstream | Failure::DbConnection => (14, "UNAVAILABLE"),
-            Failure::UpstreamTimeout | Failure::DbTimeout | Failure::CacheTimeout => (4, "DEADLINE_EXCEEDED"),
+            failure if failure.is_timeout() => (4, "DEADLINE_EXCEEDED"),
             _ => (13, "INTERNAL"),
         }
     }
@@ -341,6 +352,25 @@ impl Failure {
             (DbDeadlock, Go) => ("*pgconn.PgError", "ERROR: deadlock detected (SQLSTATE 40P01)"),
             (DbDeadlock, Python) => ("psycopg2.errors.DeadlockDetected", "deadlock detected"),
             (DbDeadlock, Node) => ("error", "deadlock detected"),
+            (MysqlTimeout, Java) => ("com.mysql.cj.jdbc.exceptions.MySQLTimeoutException", "Statement cancelled due to timeout or client request"),
+            (MysqlTimeout, Go) => ("*mysql.MySQLError", "Error 3024 (HY000): Query execution was interrupted, maximum statement execution time exceeded"),
+            (MysqlTimeout, Python) => ("pymysql.err.OperationalError", "(3024, 'Query execution was interrupted, maximum statement execution time exceeded')"),
+            (MysqlTimeout, Node) => ("Error", "Query inactivity timeout"),
+            (MysqlDeadlock, Java) => (
+                "com.mysql.cj.jdbc.exceptions.MySQLTransactionRollbackException",
+                "Deadlock found when trying to get lock; try restarting transaction",
+            ),
+            (MysqlDeadlock, Go) => ("*mysql.MySQLError", "Error 1213 (40001): Deadlock found when trying to get lock; try restarting transaction"),
+            (MysqlDeadlock, Python) => ("pymysql.err.OperationalError", "(1213, 'Deadlock found when trying to get lock; try restarting transaction')"),
+            (MysqlDeadlock, Node) => ("Error", "ER_LOCK_DEADLOCK: Deadlock found when trying to get lock; try restarting transaction"),
+            (MongoTimeout, Java) => ("com.mongodb.MongoExecutionTimeoutException", "Command failed with error 50 (MaxTimeMSExpired): 'operation exceeded time limit'"),
+            (MongoTimeout, Go) => ("mongo.CommandError", "(MaxTimeMSExpired) operation exceeded time limit"),
+            (MongoTimeout, Python) => ("pymongo.errors.ExecutionTimeout", "operation exceeded time limit"),
+            (MongoTimeout, Node) => ("MongoServerError", "operation exceeded time limit"),
+            (MongoWriteConflict, Java) => ("com.mongodb.MongoCommandException", "Command failed with error 112 (WriteConflict): 'Write conflict during plan execution'"),
+            (MongoWriteConflict, Go) => ("mongo.CommandError", "(WriteConflict) Write conflict during plan execution"),
+            (MongoWriteConflict, Python) => ("pymongo.errors.OperationFailure", "Write conflict during plan execution, full error: {'code': 112}"),
+            (MongoWriteConflict, Node) => ("MongoServerError", "Write conflict during plan execution"),
             (DbConnection, Java) => (
                 "java.sql.SQLTransientConnectionException",
                 "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
