@@ -201,10 +201,15 @@ impl Client {
                 Ok(Client::Grpc(TraceServiceClient::new(channel).max_encoding_message_size(usize::MAX)))
             }
             Endpoint::Http { url } => {
+                // reqwest connects lazily: probe once, so an unreachable server fails fast.
+                let connect_error = |message: String| Error::Connect { endpoint: url.clone(), message };
+                let parsed = reqwest::Url::parse(url).map_err(|e| connect_error(e.to_string()))?;
+                let addresses = parsed.socket_addrs(|| None).map_err(|e| connect_error(e.to_string()))?;
+                tokio::net::TcpStream::connect(addresses.as_slice()).await.map_err(|e| connect_error(e.to_string()))?;
                 let client = reqwest::Client::builder()
                     .pool_max_idle_per_host(1)
                     .build()
-                    .map_err(|e| Error::Connect { endpoint: url.clone(), message: e.to_string() })?;
+                    .map_err(|e| connect_error(e.to_string()))?;
                 Ok(Client::Http { client, url: url.clone() })
             }
         }

@@ -387,8 +387,13 @@ async fn send_reports_refused_requests_and_unreachable_servers() {
     assert!(report.first_error.as_deref().unwrap_or("").contains("429"), "{report}");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let grpc: Endpoint = format!("grpc://{closed}").parse().unwrap();
-    assert!(crate::send(Generator::new(config(9, 2_000)).unwrap(), SendOptions::new(grpc)).await.is_err());
+    for unreachable in [format!("grpc://{closed}"), format!("http://{closed}")] {
+        let endpoint: Endpoint = unreachable.parse().unwrap();
+        let started = std::time::Instant::now();
+        let result = crate::send(Generator::new(config(9, 2_000)).unwrap(), SendOptions::new(endpoint)).await;
+        assert!(matches!(result, Err(crate::Error::Connect { .. })), "{unreachable}: {result:?}");
+        assert!(started.elapsed().as_secs() < 5, "fails fast");
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
