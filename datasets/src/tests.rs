@@ -320,17 +320,15 @@ async fn fake_otlp_http(push_back: usize) -> (std::net::SocketAddr, std::sync::A
             let (socket, _) = listener.accept().await.unwrap();
             let mut reader = BufReader::new(socket);
             loop {
-                let mut length = 0usize;
+                // Request line and headers, up to the blank line.
+                let (mut length, mut lines) = (0usize, 0);
                 let mut line = String::new();
-                let mut first = true;
                 loop {
                     line.clear();
                     if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
                         break;
                     }
-                    if first {
-                        first = false;
-                    }
+                    lines += 1;
                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                         length = v.trim().parse().unwrap();
                     }
@@ -338,13 +336,13 @@ async fn fake_otlp_http(push_back: usize) -> (std::net::SocketAddr, std::sync::A
                         break;
                     }
                 }
-                if first {
+                if lines == 0 {
                     break; // connection closed
                 }
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).await.unwrap();
                 served += 1;
-                let response: &[u8] = if served % push_back == 0 {
+                let response: &[u8] = if served.is_multiple_of(push_back) {
                     state.lock().unwrap().1 += 1;
                     b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
                 } else {
