@@ -98,15 +98,7 @@ async fn assert_arrived(server: &TestServer, tenant: Option<&str>, expected: &Ex
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 200);
     let trace: Value = response.json().await.unwrap();
-    let mut got: Vec<String> = trace["batches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|b| b["scopeSpans"].as_array().unwrap())
-        .flat_map(|s| s["spans"].as_array().unwrap())
-        .map(|s| s["name"].as_str().unwrap().to_owned())
-        .collect();
-    got.sort();
+    let got = common::span_names_in(&trace);
     assert_eq!(&got, names, "trace {} reads back whole", hex::encode(id));
 }
 

@@ -84,20 +84,6 @@ fn measured(attr: &FieldExpr) -> Result<Expr, CompileError> {
     Ok(if is_duration { value / lit(1e9) } else { value })
 }
 
-fn function_name(op: MetricsOp) -> &'static str {
-    match op {
-        MetricsOp::Rate => "rate",
-        MetricsOp::CountOverTime => "count_over_time",
-        MetricsOp::MinOverTime => "min_over_time",
-        MetricsOp::MaxOverTime => "max_over_time",
-        MetricsOp::AvgOverTime => "avg_over_time",
-        MetricsOp::SumOverTime => "sum_over_time",
-        MetricsOp::QuantileOverTime => "quantile_over_time",
-        MetricsOp::HistogramOverTime => "histogram_over_time",
-        MetricsOp::Compare => "compare",
-    }
-}
-
 /// Runs a metrics query over the `spans` table in `ctx`.
 pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsRequest) -> Result<Vec<Series>, SearchError> {
     request.validate()?;
@@ -173,7 +159,7 @@ pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsR
                 .map(|(l, col)| (l.clone(), if col.is_null(row) { "nil".to_owned() } else { col.value(row).to_owned() }))
                 .collect();
             if labels.is_empty() {
-                key.push(("__name__".to_owned(), function_name(aggregate.op).to_owned()));
+                key.push(("__name__".to_owned(), aggregate.op.to_string()));
             }
             if let Some(le) = le {
                 key.push(("__bucket".to_owned(), if le.is_null(row) { "0".to_owned() } else { le.value(row).to_owned() }));

@@ -177,17 +177,22 @@ impl TestServer {
     /// Names of the spans of a trace, sorted (empty when absent).
     pub async fn span_names(&self, trace_id: &[u8]) -> Vec<String> {
         let Some(json) = self.trace_json(trace_id, None).await else { return Vec::new() };
-        let mut names: Vec<String> = json["batches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b["scopeSpans"].as_array().unwrap())
-            .flat_map(|s| s["spans"].as_array().unwrap())
-            .map(|s| s["name"].as_str().unwrap().to_owned())
-            .collect();
-        names.sort();
-        names
+        span_names_in(&json)
     }
+}
+
+/// Sorted span names of a Tempo v1 trace JSON (`{"batches": [...]}`).
+pub fn span_names_in(json: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = json["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["scopeSpans"].as_array().unwrap())
+        .flat_map(|s| s["spans"].as_array().unwrap())
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 impl Drop for TestServer {
