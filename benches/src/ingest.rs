@@ -12,7 +12,7 @@ use prost::Message;
 use spanlake_datasets::{Endpoint, GenConfig, Generator, SendOptions, Size};
 
 use crate::report::{Table, mib};
-use crate::server::Server;
+use crate::server::{BlockCut, Server};
 
 /// Seed of every dataset the benches generate.
 pub const SEED: u64 = 42;
@@ -59,7 +59,7 @@ pub async fn ingest(binary: &Path, dir: &Path, size: Size, connections: usize) -
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     let (spans, traces, wire_bytes) = tokio::task::spawn_blocking(move || wire_size(size)).await??;
-    let server = Server::start(binary, dir)?;
+    let server = Server::start(binary, dir, BlockCut::Default)?;
     let before = server.proc_stats()?;
     let mut options = SendOptions::new(Endpoint::Grpc { uri: format!("http://{}", server.otlp_grpc) });
     options.connections = connections;

@@ -31,7 +31,7 @@ use clap::Parser;
 use spanlake_datasets::Size;
 
 use crate::report::Table;
-use crate::server::Server;
+use crate::server::{BlockCut, Server};
 
 /// The sections, in run order.
 const SECTIONS: [&str; 5] = ["ingest", "storage", "traceql", "duckdb", "trace-by-id"];
@@ -131,7 +131,7 @@ async fn run(args: Args) -> Result<i32> {
             server
         } else {
             eprintln!("spanlake-bench: reusing {dataset} in {}", data.display());
-            Server::start(&binary, &data)?
+            Server::start(&binary, &data, BlockCut::Default)?
         };
 
         if wants("storage") {

@@ -17,10 +17,20 @@ pub const TENANT: &str = "single-tenant";
 /// How long a server may take to print `spanlake ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// When the server cuts blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockCut {
+    /// The defaults: every 30 s (`max_block_duration`) or 256 MiB.
+    Default,
+    /// Only on `POST /flush` (or 256 MiB): `max_block_duration: 1h`.
+    FlushOnly,
+}
+
 /// A running `spanlake serve`; killed when dropped.
 pub struct Server {
     child: Child,
     binary: PathBuf,
+    cut: BlockCut,
     /// Data directory: `blocks/`, `wal/` and the config live here.
     pub dir: PathBuf,
     /// Query API (`:3200` in production).
@@ -42,16 +52,20 @@ pub struct ProcStats {
     pub read_bytes: u64,
 }
 
-/// The config: every receiver on an ephemeral loopback port, blocks cut
-/// only by `/flush` (or 256 MiB), data under `dir`.
-fn config_yaml(dir: &Path) -> String {
+/// The config: every receiver on an ephemeral loopback port, blocks cut as
+/// `cut` says, data under `dir`; the rest is the defaults.
+fn config_yaml(dir: &Path, cut: BlockCut) -> String {
+    let block_duration = match cut {
+        BlockCut::Default => "30s",
+        BlockCut::FlushOnly => "1h",
+    };
     format!(
         "server:\n  http_listen_port: 0\n  log_level: warn\n\
          distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n\
          \x20   jaeger:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        thrift_http:\n          endpoint: 127.0.0.1:0\n\
          \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
          \x20   zipkin:\n      endpoint: 127.0.0.1:0\n\
-         ingester:\n  max_block_duration: 1h\n\
+         ingester:\n  max_block_duration: {block_duration}\n\
          storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n",
         dir.join("blocks").display(),
         dir.join("wal").display(),
@@ -60,10 +74,10 @@ fn config_yaml(dir: &Path) -> String {
 
 impl Server {
     /// Starts `binary serve` with data under `dir` (created if missing; kept).
-    pub fn start(binary: &Path, dir: &Path) -> Result<Server> {
+    pub fn start(binary: &Path, dir: &Path, cut: BlockCut) -> Result<Server> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let config_path = dir.join("spanlake.yaml");
-        std::fs::write(&config_path, config_yaml(dir)).with_context(|| format!("writing {}", config_path.display()))?;
+        std::fs::write(&config_path, config_yaml(dir, cut)).with_context(|| format!("writing {}", config_path.display()))?;
         let mut child = Command::new(binary)
             .arg("serve")
             .arg("--config")
@@ -100,6 +114,7 @@ impl Server {
             otlp_grpc: addr("otlp_grpc")?,
             child,
             binary: binary.to_owned(),
+            cut,
             dir: dir.to_owned(),
             client: reqwest::Client::new(),
         })
@@ -108,9 +123,9 @@ impl Server {
     /// Stops the server (SIGKILL: the data is flushed or in the WAL) and
     /// starts it again on the same data: caches are cold.
     pub fn restart(self) -> Result<Server> {
-        let (binary, dir) = (self.binary.clone(), self.dir.clone());
+        let (binary, dir, cut) = (self.binary.clone(), self.dir.clone(), self.cut);
         drop(self);
-        Server::start(&binary, &dir)
+        Server::start(&binary, &dir, cut)
     }
 
     /// Query API URL of `path`.

@@ -13,7 +13,7 @@ use spanlake_datasets::{GenConfig, Generator};
 
 use crate::ingest::SEED;
 use crate::report::{Table, ms, quantile};
-use crate::server::{Server, parquet_files};
+use crate::server::{BlockCut, Server, parquet_files};
 
 /// The latencies with one block count.
 #[derive(Debug, Clone)]
@@ -28,10 +28,14 @@ pub struct TraceByIdRun {
     pub lookups: Vec<Duration>,
 }
 
+/// Most spans per request (the generator's default; far below the gRPC
+/// message limit).
+const MAX_BATCH_SPANS: usize = 1000;
+
 /// The dataset's requests, small enough that there are at least `2 * blocks`
-/// of them, and every trace id, in order.
+/// of them, and every trace id, sorted.
 fn requests(spans: u64, blocks: usize) -> Result<(Vec<ExportTraceServiceRequest>, Vec<Vec<u8>>)> {
-    let batch_spans = (spans as usize / (2 * blocks)).max(1);
+    let batch_spans = (spans as usize / (2 * blocks)).clamp(1, MAX_BATCH_SPANS);
     let generator = Generator::new(GenConfig { spans, seed: SEED, batch_spans, ..GenConfig::default() })?;
     let requests: Vec<_> = generator.collect();
     let mut trace_ids = Vec::new();
@@ -53,7 +57,7 @@ pub async fn run(binary: &Path, dir: &Path, spans: u64, blocks: usize, lookups: 
     }
     let (requests, trace_ids) = requests(spans, blocks)?;
     let spans: u64 = requests.iter().flat_map(|r| &r.resource_spans).flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
-    let server = Server::start(binary, dir)?;
+    let server = Server::start(binary, dir, BlockCut::FlushOnly)?;
     let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc))
         .await
         .context("connecting to the OTLP gRPC receiver")?
