@@ -9,22 +9,24 @@
 mod common;
 mod jaeger_thrift_writer;
 
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestServer};
 use jaeger_thrift_writer::{Proto, batch, emit_batch, trace_id_bytes};
 
-/// xorshift64*: deterministic, dependency-free randomness (seeded per run so
-/// failures can be replayed from the printed seed).
-struct Rng(u64);
+/// Seeded, reproducible randomness (the seed is printed so a failure can be
+/// replayed), from rand_chacha like the dataset generator.
+struct Rng(ChaCha8Rng);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -103,7 +105,7 @@ fn post_spans_request(low: i64, name: &str) -> spanlake_ingest::proto::jaeger::P
 async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("fuzz seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), Options::default());
     let http = reqwest::Client::new();
