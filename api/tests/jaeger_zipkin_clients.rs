@@ -15,17 +15,7 @@ use common::{Options, TestServer};
 /// The legacy clients' venv (OpenTelemetry SDK 1.21 with the Jaeger and
 /// Zipkin exporters, jaeger-client, py_zipkin), created on first use.
 fn legacy_python() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = here.join("../target/pyenv-legacy");
-    let out = Command::new("bash")
-        .arg(here.join("tests/python/legacy/ensure_venv.sh"))
-        .arg(&venv)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run legacy ensure_venv.sh");
-    assert!(out.status.success(), "legacy ensure_venv.sh failed");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(stdout.lines().last().expect("python path").trim())
+    common::ensure_venv("tests/python/legacy", "target/pyenv-legacy")
 }
 
 fn roundtrip(client: &str) {

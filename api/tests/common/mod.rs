@@ -278,9 +278,15 @@ impl TestServer {
 /// The test virtualenv's python (OpenTelemetry SDK, moto), created on first
 /// use by `api/tests/python/ensure_venv.sh` (a no-op when up to date).
 pub fn venv_python() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ensure_venv.sh");
-    let out = Command::new("bash").arg(script).arg("target/pyenv").stderr(Stdio::inherit()).output().expect("run ensure_venv.sh");
-    assert!(out.status.success(), "ensure_venv.sh failed");
+    ensure_venv("tests/python", "target/pyenv")
+}
+
+/// Runs `<script_dir>/ensure_venv.sh <venv>` (paths from the api crate and
+/// the repository root) and returns the venv's python.
+pub fn ensure_venv(script_dir: &str, venv: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script_dir).join("ensure_venv.sh");
+    let out = Command::new("bash").arg(&script).arg(venv).stderr(Stdio::inherit()).output().expect("run ensure_venv.sh");
+    assert!(out.status.success(), "{} failed", script.display());
     let stdout = String::from_utf8(out.stdout).unwrap();
     PathBuf::from(stdout.lines().last().expect("python path").trim())
 }
