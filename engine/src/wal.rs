@@ -184,7 +184,7 @@ mod tests {
         let spans = (1..=n).map(|i| Span { trace_id: vec![i; 16], span_id: vec![i; 8], ..Default::default() }).collect();
         let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
         let mut b = SpanBatchBuilder::new();
-        b.append_resource_spans(&rs, |_| true).unwrap();
+        b.append_resource_spans(&rs, |reason| panic!("{reason}")).unwrap();
         b.finish().unwrap()
     }
 

@@ -247,9 +247,9 @@ impl SpanBatchBuilder {
         self.rows == 0
     }
 
-    /// Appends every span of `resource_spans` for which `keep` is true
-    /// (receivers pass the result of [`validate_span`]).
-    pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, keep: impl Fn(&Span) -> bool) -> Result<()> {
+    /// Appends every valid span of `resource_spans` (see [`validate_span`]);
+    /// each invalid one is skipped and its reason passed to `rejected`.
+    pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, mut rejected: impl FnMut(String)) -> Result<()> {
         let resource = resource_spans.resource.clone().unwrap_or_default();
         let entity_refs = if resource.entity_refs.is_empty() {
             None
@@ -258,7 +258,11 @@ impl SpanBatchBuilder {
         };
         for scope_spans in &resource_spans.scope_spans {
             let scope = scope_spans.scope.clone().unwrap_or_default();
-            for span in scope_spans.spans.iter().filter(|s| keep(s)) {
+            for span in &scope_spans.spans {
+                if let Err(reason) = validate_span(span) {
+                    rejected(reason);
+                    continue;
+                }
                 self.append_span(span)?;
                 for (builder, d) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS) {
                     let attrs = match d.scope {
@@ -281,11 +285,8 @@ impl SpanBatchBuilder {
         Ok(())
     }
 
-    /// Appends the span-level columns of one span.
+    /// Appends the span-level columns of one span (already validated).
     fn append_span(&mut self, span: &Span) -> Result<()> {
-        if let Err(msg) = validate_span(span) {
-            return Err(Error::invalid(msg));
-        }
         self.rows += 1;
         self.trace_id.append_value(&span.trace_id)?;
         self.span_id.append_value(&span.span_id)?;
@@ -364,14 +365,7 @@ pub fn resource_spans_to_batch(resource_spans: &[ResourceSpans]) -> Result<(Reco
     let mut builder = SpanBatchBuilder::new();
     let mut rejected = Vec::new();
     for rs in resource_spans {
-        for ss in &rs.scope_spans {
-            for span in &ss.spans {
-                if let Err(reason) = validate_span(span) {
-                    rejected.push(reason);
-                }
-            }
-        }
-        builder.append_resource_spans(rs, |span| validate_span(span).is_ok())?;
+        builder.append_resource_spans(rs, |reason| rejected.push(reason))?;
     }
     Ok((builder.finish()?, rejected))
 }
