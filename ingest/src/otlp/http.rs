@@ -69,22 +69,21 @@ pub fn otlp_http_router(distributor: Distributor, limits: BodyLimits) -> Router 
 
 async fn export(State(state): State<OtlpHttpState>, headers: HeaderMap, body: Body) -> Response {
     let encoding = Encoding::from_headers(&headers);
-    match export_inner(&state, &headers, body, encoding.as_ref().ok().copied()).await {
-        Ok(response) => response,
-        Err(e) => {
-            if matches!(e, Error::Decode { .. }) {
-                state.distributor.metrics().malformed("otlp_http");
-            }
-            error_response(&e, encoding.unwrap_or(Encoding::Json))
+    // Errors answer in the request's encoding; JSON when it has none we know.
+    let reply_encoding = encoding.as_ref().copied().unwrap_or(Encoding::Json);
+    let result = match encoding {
+        Ok(encoding) => export_inner(&state, &headers, body, encoding).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| {
+        if matches!(e, Error::Decode { .. }) {
+            state.distributor.metrics().malformed("otlp_http");
         }
-    }
+        error_response(&e, reply_encoding)
+    })
 }
 
-async fn export_inner(state: &OtlpHttpState, headers: &HeaderMap, body: Body, encoding: Option<Encoding>) -> Result<Response> {
-    let encoding = match encoding {
-        Some(e) => e,
-        None => return Err(Encoding::from_headers(headers).expect_err("no encoding means an error")),
-    };
+async fn export_inner(state: &OtlpHttpState, headers: &HeaderMap, body: Body, encoding: Encoding) -> Result<Response> {
     let tenant = state.distributor.tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
     let bytes = read_body(headers, body, state.limits).await?;
     let request = match encoding {
