@@ -281,11 +281,15 @@ pub fn venv_python() -> PathBuf {
     ensure_venv("tests/python", "target/pyenv")
 }
 
-/// Runs `<script_dir>/ensure_venv.sh <venv>` (paths from the api crate and
-/// the repository root) and returns the venv's python.
+/// Runs `<script_dir>/ensure_venv.sh <venv>` (`script_dir` relative to the
+/// api crate, `venv` to the repository root; passed absolute, since a
+/// script reached through a symlink resolves relative paths elsewhere) and
+/// returns the venv's python.
 pub fn ensure_venv(script_dir: &str, venv: &str) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script_dir).join("ensure_venv.sh");
-    let out = Command::new("bash").arg(&script).arg(venv).stderr(Stdio::inherit()).output().expect("run ensure_venv.sh");
+    let api = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = api.join(script_dir).join("ensure_venv.sh");
+    let venv = api.parent().expect("api is inside the repository").join(venv);
+    let out = Command::new("bash").arg(&script).arg(&venv).stderr(Stdio::inherit()).output().expect("run ensure_venv.sh");
     assert!(out.status.success(), "{} failed", script.display());
     let stdout = String::from_utf8(out.stdout).unwrap();
     PathBuf::from(stdout.lines().last().expect("python path").trim())
