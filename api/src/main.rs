@@ -262,7 +262,8 @@ async fn traceql(config: config::Config, tenant: String, text: String, explain: 
         return Ok(());
     }
     let result = search(&ctx, &query, &request).await.map_err(plan_error)?;
-    let json = spanlake::http::search::search_response_json(&result, 0, 0);
+    let json: serde_json::Value = serde_json::from_slice(&spanlake::http::search::search_response_json(&result, 0, 0))
+        .map_err(|e| Error::bad_request(format!("search JSON: {e}")))?;
     println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     Ok(())
 }

@@ -3,21 +3,26 @@
 //! most recent matching traces with up to `spans_per_spanset` spans per
 //! spanset (Tempo's `/api/search` semantics).
 //!
-//! Two passes over the same plan: the first picks the `limit` most recent
-//! matching traces (an aggregate + top-k, so memory does not grow with the
-//! number of matches), the second fetches the matched spans of those traces.
+//! One streaming pass collects the matched traces when there are at most
+//! `limit` of them (the common case). Beyond that, two passes over the same
+//! plan: the first picks the `limit` most recent matching traces (an
+//! aggregate + top-k, so memory does not grow with the number of matches),
+//! the second fetches the matched spans of those traces.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int8Type, Int64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
+use foldhash::{HashMap, HashMapExt, HashSet};
+use futures::StreamExt;
 use spanlake_engine::schema::col as c;
 
 use crate::ast::Query;
@@ -144,12 +149,40 @@ fn time_filter(request: &SearchRequest) -> Option<Expr> {
 pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest) -> Result<SearchResult, SearchError> {
     let spans = ctx.table_provider("spans").await?;
     let plan = plan_search(query, spans, request)?;
+    // Most searches match no more traces than `limit`: one streaming pass
+    // collects them all and gives up as soon as more traces turn up. Not when
+    // a filter reads an attribute map: the Parquet reader cannot evaluate
+    // that while decoding, so every result column would be decoded for every
+    // span; a narrow first pass is cheaper there.
+    if !filters_nested_columns(&plan.plan)? {
+        let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
+        if collector.collect(ctx, matched_spans_plan(&plan, None)?, Some(request.limit)).await? {
+            return Ok(collector.finish());
+        }
+    }
+    // More matches than `limit`: pick the most recent traces, then fetch their spans.
     let trace_ids = most_recent_traces(ctx, &plan.plan, request.limit).await?;
     if trace_ids.is_empty() {
         return Ok(SearchResult::default());
     }
-    let batches = matched_spans(ctx, &plan, &trace_ids).await?;
-    Ok(assemble(&plan, &batches, &trace_ids, request.spans_per_spanset)?)
+    let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
+    collector.collect(ctx, matched_spans_plan(&plan, Some(&trace_ids))?, None).await?;
+    Ok(collector.finish())
+}
+
+/// Whether a filter of `plan` reads a nested (map, list, struct) column.
+fn filters_nested_columns(plan: &LogicalPlan) -> Result<bool, SearchError> {
+    let mut nested = false;
+    plan.apply(|node| {
+        if let LogicalPlan::Filter(filter) = node {
+            let schema = filter.input.schema();
+            nested = filter.predicate.column_refs().into_iter().any(|column| {
+                schema.qualified_field_from_column(column).is_ok_and(|(_, field)| field.data_type().is_nested())
+            });
+        }
+        Ok(if nested { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    Ok(nested)
 }
 
 /// The first pass of a search: the ids of the `limit` most recent matching
@@ -178,9 +211,9 @@ async fn most_recent_traces(ctx: &SessionContext, matched: &LogicalPlan, limit: 
     Ok(ids)
 }
 
-/// The matched spans of the chosen traces, with the columns results need.
-async fn matched_spans(ctx: &SessionContext, plan: &SearchPlan, trace_ids: &[[u8; 16]]) -> Result<Vec<RecordBatch>, SearchError> {
-    let ids: Vec<Expr> = trace_ids.iter().map(|id| lit(ScalarValue::FixedSizeBinary(16, Some(id.to_vec())))).collect();
+/// The matched spans (of the chosen traces only, when given) with the
+/// columns results need, in the order [`TraceCollector::add`] reads them.
+pub fn matched_spans_plan(plan: &SearchPlan, trace_ids: Option<&[[u8; 16]]>) -> Result<LogicalPlan, SearchError> {
     let mut columns: Vec<Expr> = [
         c::TRACE_ID,
         c::SPAN_ID,
@@ -198,31 +231,95 @@ async fn matched_spans(ctx: &SessionContext, plan: &SearchPlan, trace_ids: &[[u8
     .map(|name| col(*name))
     .collect();
     columns.extend(plan.by.iter().chain(&plan.select).map(|o| col(&o.column)));
-    let query = LogicalPlanBuilder::from(plan.plan.clone())
-        .filter(col(c::TRACE_ID).in_list(ids, false))?
-        .project(columns)?
-        .build()?;
-    Ok(ctx.execute_logical_plan(query).await?.collect().await?)
+    let mut builder = LogicalPlanBuilder::from(plan.plan.clone());
+    if let Some(trace_ids) = trace_ids {
+        let ids: Vec<Expr> = trace_ids.iter().map(|id| lit(ScalarValue::FixedSizeBinary(16, Some(id.to_vec())))).collect();
+        builder = builder.filter(col(c::TRACE_ID).in_list(ids, false))?;
+    }
+    Ok(builder.project(columns)?.build()?)
+}
+
+/// The spans kept for one spanset: the `spss` most recent, and the ids of
+/// all matched spans (a stored duplicate of a span counts once).
+#[derive(Default)]
+struct SpansetBuilder {
+    matched: HashSet<[u8; 8]>,
+    kept: Vec<SpanSummary>,
+}
+
+/// Most recent span first; span id breaks ties.
+fn more_recent(a: &SpanSummary, b: &SpanSummary) -> std::cmp::Ordering {
+    b.start_unix_nano.cmp(&a.start_unix_nano).then(a.span_id.cmp(&b.span_id))
 }
 
 struct TraceBuilder {
+    trace_id: [u8; 16],
+    /// Largest `trace_start_unix_nano` among the matched spans: the order of results.
+    rank: Option<i64>,
     root_service_name: Option<String>,
     root_trace_name: Option<String>,
     start: i64,
     end: i64,
     /// by() values → spans
-    spansets: BTreeMap<Vec<Option<String>>, Vec<SpanSummary>>,
+    spansets: BTreeMap<Vec<Option<String>>, SpansetBuilder>,
     service_stats: BTreeMap<String, ServiceStats>,
+}
+
+/// Folds matched spans into per-trace summaries as they stream in, keeping
+/// only `spss` spans per spanset, so memory grows with the number of
+/// traces, not of matched spans.
+struct TraceCollector<'a> {
+    plan: &'a SearchPlan,
+    spss: usize,
+    traces: Vec<TraceBuilder>,
+    index: HashMap<[u8; 16], usize>,
+    inspected_spans: u64,
 }
 
 fn opt_str(a: &StringArray, i: usize) -> Option<String> {
     (!a.is_null(i)).then(|| a.value(i).to_owned())
 }
 
-fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss: usize) -> Result<SearchResult, SearchError> {
-    let mut traces: HashMap<[u8; 16], TraceBuilder> = HashMap::new();
-    let mut inspected_spans = 0u64;
-    for batch in batches {
+impl<'a> TraceCollector<'a> {
+    fn new(plan: &'a SearchPlan, spss: usize) -> Self {
+        Self { plan, spss, traces: Vec::new(), index: HashMap::new(), inspected_spans: 0 }
+    }
+
+    /// Runs `matched` and adds its spans. With `max_traces`, stops and
+    /// returns false as soon as more traces than that have been seen.
+    async fn collect(&mut self, ctx: &SessionContext, matched: LogicalPlan, max_traces: Option<usize>) -> Result<bool, SearchError> {
+        let mut stream = ctx.execute_logical_plan(matched).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            self.add(&batch?)?;
+            if max_traces.is_some_and(|max| self.traces.len() > max) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Index of the builder of `id`, created on first sight. Rows of a trace
+    /// mostly arrive together, so the previous row's trace is tried first.
+    fn trace_index(&mut self, id: [u8; 16], previous: Option<usize>, t_start: i64, t_end: i64) -> usize {
+        if let Some(i) = previous.filter(|&i| self.traces[i].trace_id == id) {
+            return i;
+        }
+        *self.index.entry(id).or_insert_with(|| {
+            self.traces.push(TraceBuilder {
+                trace_id: id,
+                rank: None,
+                root_service_name: None,
+                root_trace_name: None,
+                start: t_start,
+                end: t_end,
+                spansets: BTreeMap::new(),
+                service_stats: BTreeMap::new(),
+            });
+            self.traces.len() - 1
+        })
+    }
+
+    fn add(&mut self, batch: &RecordBatch) -> Result<(), SearchError> {
         let trace_id: &FixedSizeBinaryArray = batch.column(0).as_fixed_size_binary();
         let span_id: &FixedSizeBinaryArray = batch.column(1).as_fixed_size_binary();
         let name = batch.column(2).as_string::<i32>();
@@ -235,86 +332,115 @@ fn assemble(plan: &SearchPlan, batches: &[RecordBatch], order: &[[u8; 16]], spss
         let trace_start = batch.column(9).as_primitive::<Int64Type>();
         let trace_duration = batch.column(10).as_primitive::<Int64Type>();
         let extra: Vec<&StringArray> = (11..batch.num_columns()).map(|i| batch.column(i).as_string::<i32>()).collect();
-        let (by_columns, select_columns) = extra.split_at(plan.by.len());
+        let (by_columns, select_columns) = extra.split_at(self.plan.by.len());
+        let mut previous = None;
         for row in 0..batch.num_rows() {
-            inspected_spans += 1;
+            self.inspected_spans += 1;
             let Ok(id) = <[u8; 16]>::try_from(trace_id.value(row)) else { continue };
             // Client clocks can be anything: never overflow, never go negative.
             let t_start = if trace_start.is_null(row) { start.value(row) } else { trace_start.value(row) }.max(0);
             let t_duration = if trace_duration.is_null(row) { duration.value(row) } else { trace_duration.value(row) };
             let t_end = t_start.saturating_add(t_duration.max(0));
-            let trace = traces.entry(id).or_insert_with(|| TraceBuilder {
-                root_service_name: None,
-                root_trace_name: None,
-                start: t_start,
-                end: t_end,
-                spansets: BTreeMap::new(),
-                service_stats: BTreeMap::new(),
-            });
+            let index = self.trace_index(id, previous, t_start, t_end);
+            previous = Some(index);
+            let trace = &mut self.traces[index];
+            if !trace_start.is_null(row) {
+                trace.rank = trace.rank.max(Some(trace_start.value(row)));
+            }
             trace.start = trace.start.min(t_start);
             trace.end = trace.end.max(t_end);
-            trace.root_service_name = trace.root_service_name.take().or_else(|| opt_str(root_service, row));
-            trace.root_trace_name = trace.root_trace_name.take().or_else(|| opt_str(root_name, row));
-            let service_name = opt_str(service, row).unwrap_or_default();
-            let stats = trace.service_stats.entry(service_name).or_default();
+            if trace.root_service_name.is_none() {
+                trace.root_service_name = opt_str(root_service, row);
+            }
+            if trace.root_trace_name.is_none() {
+                trace.root_trace_name = opt_str(root_name, row);
+            }
+            let service_name = if service.is_null(row) { "" } else { service.value(row) };
+            let stats = match trace.service_stats.get_mut(service_name) {
+                Some(stats) => stats,
+                None => trace.service_stats.entry(service_name.to_owned()).or_default(),
+            };
             stats.span_count += 1;
             if status.value(row) == 2 {
                 stats.error_count += 1;
             }
             let key: Vec<Option<String>> = by_columns.iter().map(|a| opt_str(a, row)).collect();
-            let attributes = plan
+            let spanset = trace.spansets.entry(key).or_default();
+            let span_id: [u8; 8] = span_id.value(row).try_into().unwrap_or_default();
+            if !spanset.matched.insert(span_id) {
+                continue;
+            }
+            let candidate = SpanSummary {
+                span_id,
+                name: String::new(),
+                start_unix_nano: start.value(row).max(0),
+                duration_nano: duration.value(row).max(0),
+                attributes: Vec::new(),
+            };
+            let slot = if spanset.kept.len() < self.spss {
+                spanset.kept.push(candidate);
+                spanset.kept.len() - 1
+            } else {
+                // Replace the least recent kept span if this one is more recent.
+                let Some((oldest, _)) = spanset.kept.iter().enumerate().max_by(|(_, a), (_, b)| more_recent(a, b)) else {
+                    continue;
+                };
+                if more_recent(&candidate, &spanset.kept[oldest]).is_ge() {
+                    continue;
+                }
+                spanset.kept[oldest] = candidate;
+                oldest
+            };
+            // Text is copied only for the spans kept.
+            let kept = &mut spanset.kept[slot];
+            kept.name = name.value(row).to_owned();
+            kept.attributes = self
+                .plan
                 .select
                 .iter()
                 .zip(select_columns)
                 .filter_map(|(o, a)| opt_str(a, row).map(|v| (o.label.clone(), v)))
                 .collect();
-            let span_id: [u8; 8] = span_id.value(row).try_into().unwrap_or_default();
-            let spans = trace.spansets.entry(key).or_default();
-            // A span can reach here twice only through a stored duplicate; show it once.
-            if spans.iter().any(|s| s.span_id == span_id) {
-                continue;
-            }
-            spans.push(SpanSummary {
-                span_id,
-                name: name.value(row).to_owned(),
-                start_unix_nano: start.value(row).max(0),
-                duration_nano: duration.value(row).max(0),
-                attributes,
-            });
         }
+        Ok(())
     }
-    let mut result = SearchResult { traces: Vec::new(), metrics: SearchMetrics { inspected_traces: 0, inspected_spans } };
-    for id in order {
-        let Some(trace) = traces.remove(id) else { continue };
-        let spansets = trace
-            .spansets
+
+    /// The collected traces, most recent first (by their largest trace start,
+    /// then trace id: the order of [`most_recent_traces_plan`]).
+    fn finish(self) -> SearchResult {
+        let mut traces = self.traces;
+        traces.sort_by(|a, b| match (a.rank, b.rank) {
+            // Nulls first, as the first pass sorts them.
+            (None, None) => a.trace_id.cmp(&b.trace_id),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => y.cmp(&x).then(a.trace_id.cmp(&b.trace_id)),
+        });
+        let plan = self.plan;
+        let traces: Vec<TraceSummary> = traces
             .into_iter()
-            .map(|(key, mut spans)| {
-                // Most recent spans first, as for traces.
-                spans.sort_by(|a, b| b.start_unix_nano.cmp(&a.start_unix_nano).then(a.span_id.cmp(&b.span_id)));
-                let matched = spans.len();
-                spans.truncate(spss);
-                let attributes = plan
-                    .by
-                    .iter()
-                    .zip(key)
-                    .filter_map(|(o, v)| v.map(|v| (o.label.clone(), v)))
-                    .collect();
-                SpansetSummary { spans, matched, attributes }
+            .map(|trace| TraceSummary {
+                trace_id: trace.trace_id,
+                root_service_name: trace.root_service_name,
+                root_trace_name: trace.root_trace_name,
+                start_unix_nano: trace.start,
+                duration_nano: trace.end.saturating_sub(trace.start),
+                spansets: trace
+                    .spansets
+                    .into_iter()
+                    .map(|(key, set)| {
+                        let mut spans = set.kept;
+                        spans.sort_by(more_recent);
+                        let attributes = plan.by.iter().zip(key).filter_map(|(o, v)| v.map(|v| (o.label.clone(), v))).collect();
+                        SpansetSummary { spans, matched: set.matched.len(), attributes }
+                    })
+                    .collect(),
+                service_stats: trace.service_stats,
             })
             .collect();
-        result.traces.push(TraceSummary {
-            trace_id: *id,
-            root_service_name: trace.root_service_name,
-            root_trace_name: trace.root_trace_name,
-            start_unix_nano: trace.start,
-            duration_nano: trace.end.saturating_sub(trace.start),
-            spansets,
-            service_stats: trace.service_stats,
-        });
+        let metrics = SearchMetrics { inspected_traces: traces.len() as u64, inspected_spans: self.inspected_spans };
+        SearchResult { traces, metrics }
     }
-    result.metrics.inspected_traces = result.traces.len() as u64;
-    Ok(result)
 }
 
 /// Distinct values of `tag` among the spans matching `query`, as (type,
@@ -346,4 +472,24 @@ pub async fn tag_values(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::table_scan;
+    use spanlake_engine::schema::span_schema;
+
+    use super::*;
+
+    #[test]
+    fn map_filters_take_the_narrow_first_pass() {
+        let scan = || table_scan(Some("spans"), &span_schema(), None).unwrap();
+        let on_kind = scan().filter(col(c::KIND).eq(lit(3i8))).unwrap().build().unwrap();
+        assert!(!filters_nested_columns(&on_kind).unwrap());
+        let on_map = scan().filter(col("span_attrs_str").is_not_null()).unwrap().build().unwrap();
+        assert!(filters_nested_columns(&on_map).unwrap());
+        // Found below other operators too.
+        let below_projection = LogicalPlanBuilder::from(on_map).project(vec![col(c::TRACE_ID)]).unwrap().build().unwrap();
+        assert!(filters_nested_columns(&below_projection).unwrap());
+    }
 }

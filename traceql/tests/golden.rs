@@ -42,11 +42,13 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use datafusion::prelude::SessionContext;
 use spanlake_engine::Engine;
 use spanlake_engine::config::{IngesterConfig, StorageConfig};
 use spanlake_engine::convert::resource_spans_to_batch;
 use spanlake_engine::metrics::EngineMetrics;
-use spanlake_traceql::search::{SearchRequest, plan_search};
+use spanlake_traceql::ast::Query;
+use spanlake_traceql::search::{SearchRequest, plan_search, search};
 
 const TENANT: &str = "golden";
 const BASE_NANOS: u64 = 1_700_000_000_000_000_000;
@@ -333,7 +335,27 @@ async fn run_traceql(engine: &Engine, query: &str, names: &Names) -> Result<Vec<
     columns.extend(plan.by.iter().map(|o| datafusion::prelude::col(&o.column)));
     let df = ctx.execute_logical_plan(plan.plan).await.map_err(|e| e.to_string())?;
     let batches = df.select(columns).map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
-    Ok(render(&batches, names, plan.by.len()))
+    let rendered = render(&batches, names, plan.by.len());
+    check_search_paths(&ctx, &ast, request, rendered.len()).await?;
+    Ok(rendered)
+}
+
+/// `search` answers in one pass when at most `limit` traces match and in
+/// two otherwise: both must agree, the limited answer being the first
+/// traces of the full one, with the same spansets.
+async fn check_search_paths(ctx: &SessionContext, ast: &Query, request: SearchRequest, traces: usize) -> Result<(), String> {
+    let full = search(ctx, ast, &request).await.map_err(|e| e.to_string())?;
+    if full.traces.len() != traces {
+        return Err(format!("search found {} traces, the plan {traces}", full.traces.len()));
+    }
+    if traces < 2 {
+        return Ok(());
+    }
+    let limited = search(ctx, ast, &SearchRequest { limit: traces - 1, ..request }).await.map_err(|e| e.to_string())?;
+    if limited.traces[..] != full.traces[..traces - 1] {
+        return Err(format!("search with limit {} (two passes) differs from the first traces of the full answer", traces - 1));
+    }
+    Ok(())
 }
 
 async fn run_sql(engine: &Engine, query: &str, names: &Names) -> Result<Vec<String>, String> {

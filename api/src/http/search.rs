@@ -2,12 +2,13 @@
 //! exactly as Tempo answers so Grafana's Tempo data source parses it
 //! strictly: most recent traces first, `spss` spans per spanset.
 
-use axum::Json;
+use std::collections::BTreeMap;
+
 use axum::extract::{Query, State};
-use http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use spanlake_traceql::search::{SearchRequest, SearchResult, search};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, header};
+use serde::{Deserialize, Serialize};
+use spanlake_traceql::search::{SearchRequest, SearchResult, SpansetSummary, search};
 
 use super::AppState;
 use super::params::{go_duration, seconds_range};
@@ -136,98 +137,158 @@ impl SearchParams {
     }
 }
 
-fn string_kv(key: &str, value: &str) -> Value {
-    json!({ "key": key, "value": { "stringValue": value } })
+/// An OTLP/JSON string attribute, as Tempo writes by() and select() values.
+#[derive(Serialize)]
+struct StringAttribute<'a> {
+    key: &'a str,
+    value: StringValue<'a>,
 }
 
-/// Tempo's JSON for a search result.
-pub fn search_response_json(result: &SearchResult, total_blocks: usize, total_block_bytes: u64) -> Value {
-    let traces: Vec<Value> = result
+#[derive(Serialize)]
+struct StringValue<'a> {
+    #[serde(rename = "stringValue")]
+    string_value: &'a str,
+}
+
+fn string_attributes(pairs: &[(String, String)]) -> Vec<StringAttribute<'_>> {
+    pairs.iter().map(|(k, v)| StringAttribute { key: k, value: StringValue { string_value: v } }).collect()
+}
+
+/// Serialises as a JSON string: Tempo writes 64-bit numbers as strings.
+struct Decimal(u64);
+
+impl Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanJson<'a> {
+    #[serde(rename = "spanID")]
+    span_id: String,
+    name: &'a str,
+    start_time_unix_nano: Decimal,
+    duration_nanos: Decimal,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<StringAttribute<'a>>,
+}
+
+#[derive(Serialize)]
+struct SpansetJson<'a> {
+    spans: Vec<SpanJson<'a>>,
+    matched: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<StringAttribute<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceStatsJson {
+    span_count: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    error_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TraceJson<'a> {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    root_service_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_trace_name: Option<&'a str>,
+    start_time_unix_nano: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    /// The first spanset again (older clients read only this one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_set: Option<&'a SpansetJson<'a>>,
+    span_sets: &'a [SpansetJson<'a>],
+    service_stats: BTreeMap<&'a str, ServiceStatsJson>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricsJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inspected_traces: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inspected_bytes: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_block_bytes: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_blocks: Option<usize>,
+    completed_jobs: u32,
+    total_jobs: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inspected_spans: Option<Decimal>,
+}
+
+#[derive(Serialize)]
+struct SearchResponseJson<'a> {
+    traces: Vec<TraceJson<'a>>,
+    metrics: MetricsJson,
+}
+
+fn spanset_json(set: &SpansetSummary) -> SpansetJson<'_> {
+    SpansetJson {
+        spans: set
+            .spans
+            .iter()
+            .map(|s| SpanJson {
+                span_id: hex::encode(s.span_id),
+                name: &s.name,
+                start_time_unix_nano: Decimal(s.start_unix_nano as u64),
+                duration_nanos: Decimal(s.duration_nano as u64),
+                attributes: string_attributes(&s.attributes),
+            })
+            .collect(),
+        matched: set.matched,
+        attributes: string_attributes(&set.attributes),
+    }
+}
+
+/// Tempo's JSON for a search result, written straight from the result
+/// (no intermediate JSON tree: answers can hold 100k traces).
+pub fn search_response_json(result: &SearchResult, total_blocks: usize, total_block_bytes: u64) -> Vec<u8> {
+    let spansets: Vec<Vec<SpansetJson>> = result.traces.iter().map(|t| t.spansets.iter().map(spanset_json).collect()).collect();
+    let traces: Vec<TraceJson> = result
         .traces
         .iter()
-        .map(|t| {
-            let spansets: Vec<Value> = t
-                .spansets
-                .iter()
-                .map(|set| {
-                    let spans: Vec<Value> = set
-                        .spans
-                        .iter()
-                        .map(|s| {
-                            let mut span = Map::new();
-                            span.insert("spanID".into(), json!(hex::encode(s.span_id)));
-                            span.insert("name".into(), json!(s.name));
-                            span.insert("startTimeUnixNano".into(), json!(s.start_unix_nano.to_string()));
-                            span.insert("durationNanos".into(), json!(s.duration_nano.to_string()));
-                            if !s.attributes.is_empty() {
-                                let attrs: Vec<Value> = s.attributes.iter().map(|(k, v)| string_kv(k, v)).collect();
-                                span.insert("attributes".into(), json!(attrs));
-                            }
-                            Value::Object(span)
-                        })
-                        .collect();
-                    let mut o = Map::new();
-                    o.insert("spans".into(), json!(spans));
-                    o.insert("matched".into(), json!(set.matched));
-                    if !set.attributes.is_empty() {
-                        let attrs: Vec<Value> = set.attributes.iter().map(|(k, v)| string_kv(k, v)).collect();
-                        o.insert("attributes".into(), json!(attrs));
-                    }
-                    Value::Object(o)
-                })
-                .collect();
-            let mut o = Map::new();
-            o.insert("traceID".into(), json!(hex::encode(t.trace_id)));
-            o.insert(
-                "rootServiceName".into(),
-                json!(t.root_service_name.as_deref().unwrap_or(ROOT_NOT_YET_RECEIVED)),
-            );
-            if let Some(name) = &t.root_trace_name {
-                o.insert("rootTraceName".into(), json!(name));
-            }
-            o.insert("startTimeUnixNano".into(), json!(t.start_unix_nano.to_string()));
-            let duration_ms = (t.duration_nano / 1_000_000) as u64;
-            if duration_ms > 0 {
-                o.insert("durationMs".into(), json!(duration_ms));
-            }
-            if let Some(first) = spansets.first() {
-                o.insert("spanSet".into(), first.clone());
-            }
-            o.insert("spanSets".into(), json!(spansets));
-            let stats: Map<String, Value> = t
+        .zip(&spansets)
+        .map(|(t, sets)| TraceJson {
+            trace_id: hex::encode(t.trace_id),
+            root_service_name: t.root_service_name.as_deref().unwrap_or(ROOT_NOT_YET_RECEIVED),
+            root_trace_name: t.root_trace_name.as_deref(),
+            start_time_unix_nano: Decimal(t.start_unix_nano as u64),
+            duration_ms: Some((t.duration_nano / 1_000_000) as u64).filter(|ms| *ms > 0),
+            span_set: sets.first(),
+            span_sets: sets,
+            service_stats: t
                 .service_stats
                 .iter()
-                .map(|(svc, s)| {
-                    let mut stat = Map::new();
-                    stat.insert("spanCount".into(), json!(s.span_count));
-                    if s.error_count > 0 {
-                        stat.insert("errorCount".into(), json!(s.error_count));
-                    }
-                    (svc.clone(), Value::Object(stat))
-                })
-                .collect();
-            o.insert("serviceStats".into(), Value::Object(stats));
-            Value::Object(o)
+                .map(|(svc, s)| (svc.as_str(), ServiceStatsJson { span_count: s.span_count, error_count: s.error_count }))
+                .collect(),
         })
         .collect();
-    let mut metrics = Map::new();
     let m = &result.metrics;
-    if m.inspected_traces > 0 {
-        metrics.insert("inspectedTraces".into(), json!(m.inspected_traces));
-    }
-    if total_block_bytes > 0 {
-        metrics.insert("inspectedBytes".into(), json!(total_block_bytes.to_string()));
-        metrics.insert("totalBlockBytes".into(), json!(total_block_bytes.to_string()));
-    }
-    if total_blocks > 0 {
-        metrics.insert("totalBlocks".into(), json!(total_blocks));
-    }
-    metrics.insert("completedJobs".into(), json!(1));
-    metrics.insert("totalJobs".into(), json!(1));
-    if m.inspected_spans > 0 {
-        metrics.insert("inspectedSpans".into(), json!(m.inspected_spans.to_string()));
-    }
-    json!({ "traces": traces, "metrics": metrics })
+    let bytes = (total_block_bytes > 0).then_some(total_block_bytes);
+    let metrics = MetricsJson {
+        inspected_traces: Some(m.inspected_traces).filter(|n| *n > 0),
+        inspected_bytes: bytes.map(Decimal),
+        total_block_bytes: bytes.map(Decimal),
+        total_blocks: Some(total_blocks).filter(|n| *n > 0),
+        completed_jobs: 1,
+        total_jobs: 1,
+        inspected_spans: Some(m.inspected_spans).filter(|n| *n > 0).map(Decimal),
+    };
+    serde_json::to_vec(&SearchResponseJson { traces, metrics }).expect("search JSON serialises: plain structs and strings")
 }
 
 /// Which spans a search reads.
@@ -268,11 +329,12 @@ pub async fn execute_search(
 }
 
 /// `GET /api/search`.
-pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<SearchParams>) -> Result<Json<Value>> {
+pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<SearchParams>) -> Result<Response> {
     let tenant = state.tenant(&headers)?;
     let request = p.request()?;
     let (result, blocks, bytes) = execute_search(&state, &tenant, &p.query()?, &request, SearchScope::All).await?;
-    Ok(Json(search_response_json(&result, blocks, bytes)))
+    let body = search_response_json(&result, blocks, bytes);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Planning errors are the query's fault (400); execution errors are ours.
