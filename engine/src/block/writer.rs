@@ -13,7 +13,7 @@ use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -145,10 +145,31 @@ fn add_trace_columns(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
+/// Numeric columns of (nearly) unique values stored BYTE_STREAM_SPLIT
+/// without a dictionary: their high bytes repeat (times share a prefix,
+/// nested-set numbers are small), and splitting the bytes into streams lets
+/// zstd see that. On `small` this took start_unix_nano from 5.46 to 3.30 and
+/// duration_nano from 5.84 to 3.24 bytes/span at the same write cost; DELTA_BINARY_PACKED
+/// did worse (a trace boundary widens a whole miniblock). DuckDB reads it.
+const BYTE_STREAM_SPLIT_COLUMNS: [&str; 6] = [
+    col::START_UNIX_NANO,
+    col::DURATION_NANO,
+    col::NESTED_SET_LEFT,
+    col::NESTED_SET_RIGHT,
+    col::NESTED_SET_PARENT,
+    col::CHILD_COUNT,
+];
+
 /// Parquet writer settings for blocks.
 fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterProperties> {
     let rows_per_group = config.row_group_size.max(1) as u64;
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder();
+    for column in BYTE_STREAM_SPLIT_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(column.into(), false)
+            .set_column_encoding(column.into(), Encoding::BYTE_STREAM_SPLIT);
+    }
+    Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(config.zstd_level)?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -230,4 +251,58 @@ pub async fn write_block(
     let json = serde_json::to_vec_pretty(&meta)?;
     store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
     Ok(LiveBlock { meta, trace_filter: Some(filter), tags: Some(Arc::new(tags)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::convert::resource_spans_to_batch;
+
+    /// Two traces of a root and two children each, with varied times.
+    fn spans() -> Vec<ResourceSpans> {
+        let spans = (0..6u8)
+            .map(|i| Span {
+                trace_id: vec![i % 2 + 1; 16],
+                span_id: vec![i + 1; 8],
+                parent_span_id: if i < 2 { Vec::new() } else { vec![i % 2 + 1; 8] },
+                name: format!("op{i}"),
+                start_time_unix_nano: 1_700_000_000_000_000_000 + 1_000 * i as u64,
+                end_time_unix_nano: 1_700_000_000_000_500_000 + 7 * i as u64,
+                ..Default::default()
+            })
+            .collect();
+        vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() }]
+    }
+
+    #[tokio::test]
+    async fn block_pins_its_encodings_and_reads_back_unchanged() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let layout = Layout::new("");
+        let (batch, _) = resource_spans_to_batch(&spans()).unwrap();
+        let batch = prepare_block(&[batch]).unwrap();
+        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &batch, Vec::new()).await.unwrap();
+        let data = store.get(&layout.data("t", block.meta.block_id)).await.unwrap().bytes().await.unwrap();
+
+        let reader = SerializedFileReader::new(data.clone()).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        let chunk = |name: &str| row_group.columns().iter().find(|c| c.column_path().string() == name).unwrap();
+        for name in BYTE_STREAM_SPLIT_COLUMNS {
+            let encodings: Vec<Encoding> = chunk(name).encodings().collect();
+            assert!(encodings.contains(&Encoding::BYTE_STREAM_SPLIT), "{name}: {encodings:?}");
+            assert!(!encodings.contains(&Encoding::RLE_DICTIONARY), "{name}: {encodings:?}");
+        }
+        assert!(chunk(col::NAME).encodings().any(|e| e == Encoding::RLE_DICTIONARY), "strings keep their dictionary");
+        assert!(chunk(col::TRACE_ID).bloom_filter_offset().is_some(), "trace_id has a bloom filter");
+        assert!(chunk(col::TRACE_ID).encodings().all(|e| e != Encoding::RLE_DICTIONARY), "random ids: no dictionary");
+        assert!(row_group.column(0).offset_index_offset().is_some(), "page index written");
+
+        let read: Vec<RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(concat_batches(&batch.schema(), &read).unwrap(), batch, "every field comes back as written");
+    }
 }
