@@ -150,11 +150,8 @@ pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest
     let spans = ctx.table_provider("spans").await?;
     let plan = plan_search(query, spans, request)?;
     // Most searches match no more traces than `limit`: one streaming pass
-    // collects them all and gives up as soon as more traces turn up. Not when
-    // a filter reads an attribute map: the Parquet reader cannot evaluate
-    // that while decoding, so every result column would be decoded for every
-    // span; a narrow first pass is cheaper there.
-    if !filters_nested_columns(&plan.plan)? {
+    // collects them all and gives up as soon as more traces turn up.
+    if one_pass_suits(&plan.plan)? {
         let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
         if collector.collect(ctx, matched_spans_plan(&plan, None)?, Some(request.limit)).await? {
             return Ok(collector.finish());
@@ -170,19 +167,29 @@ pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest
     Ok(collector.finish())
 }
 
-/// Whether a filter of `plan` reads a nested (map, list, struct) column.
-fn filters_nested_columns(plan: &LogicalPlan) -> Result<bool, SearchError> {
-    let mut nested = false;
+/// Whether one pass that carries every result column through `plan` is
+/// cheaper than a narrow first pass plus a fetch of the chosen traces. Not
+/// when a filter reads a nested column (an attribute map): the Parquet
+/// reader cannot evaluate it while decoding, so every result column would be
+/// decoded for every span. Nor when the plan has per-trace windows or
+/// aggregates (`count()`, `avg()`, `by()`): they would sort and buffer every
+/// result column, while a filter on the chosen trace ids passes below them.
+fn one_pass_suits(plan: &LogicalPlan) -> Result<bool, SearchError> {
+    let mut suits = true;
     plan.apply(|node| {
-        if let LogicalPlan::Filter(filter) = node {
-            let schema = filter.input.schema();
-            nested = filter.predicate.column_refs().into_iter().any(|column| {
-                schema.qualified_field_from_column(column).is_ok_and(|(_, field)| field.data_type().is_nested())
-            });
-        }
-        Ok(if nested { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        suits = match node {
+            LogicalPlan::Window(_) | LogicalPlan::Aggregate(_) => false,
+            LogicalPlan::Filter(filter) => {
+                let schema = filter.input.schema();
+                !filter.predicate.column_refs().into_iter().any(|column| {
+                    schema.qualified_field_from_column(column).is_ok_and(|(_, field)| field.data_type().is_nested())
+                })
+            }
+            _ => true,
+        };
+        Ok(if suits { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
     })?;
-    Ok(nested)
+    Ok(suits)
 }
 
 /// The first pass of a search: the ids of the `limit` most recent matching
@@ -482,14 +489,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn map_filters_take_the_narrow_first_pass() {
+    fn one_pass_only_for_plans_the_parquet_reader_filters() {
         let scan = || table_scan(Some("spans"), &span_schema(), None).unwrap();
         let on_kind = scan().filter(col(c::KIND).eq(lit(3i8))).unwrap().build().unwrap();
-        assert!(!filters_nested_columns(&on_kind).unwrap());
+        assert!(one_pass_suits(&on_kind).unwrap());
         let on_map = scan().filter(col("span_attrs_str").is_not_null()).unwrap().build().unwrap();
-        assert!(filters_nested_columns(&on_map).unwrap());
+        assert!(!one_pass_suits(&on_map).unwrap());
         // Found below other operators too.
         let below_projection = LogicalPlanBuilder::from(on_map).project(vec![col(c::TRACE_ID)]).unwrap().build().unwrap();
-        assert!(filters_nested_columns(&below_projection).unwrap());
+        assert!(!one_pass_suits(&below_projection).unwrap());
+        let aggregate = most_recent_traces_plan(&on_kind, 10).unwrap();
+        assert!(!one_pass_suits(&aggregate).unwrap());
     }
 }
