@@ -1,6 +1,7 @@
 //! Queries over a tenant's spans: the shared DataFusion runtime, per-query
 //! sessions with the `spans` table registered, and trace lookup by id.
 
+mod lookup;
 mod table;
 mod udf;
 
@@ -8,12 +9,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
-use arrow::compute::filter_record_batch;
+use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
@@ -28,6 +29,9 @@ use crate::storage::Layout;
 
 /// Memory all running queries may hold together before spilling or failing.
 const QUERY_MEMORY_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
+/// Blocks a trace lookup reads concurrently.
+const BLOCKS_READ_AT_ONCE: usize = 8;
 
 /// URL under which the block store is registered in DataFusion.
 const STORE_URL: &str = "spanlake://blocks/";
@@ -59,6 +63,8 @@ impl SpanSource for LiveSpans {
 pub struct QueryEngine {
     source: Arc<dyn SpanSource>,
     runtime: Arc<RuntimeEnv>,
+    /// The block store, also registered in `runtime`; trace lookups read it directly.
+    store: Arc<dyn ObjectStore>,
     layout: Layout,
 }
 
@@ -69,8 +75,8 @@ impl QueryEngine {
         // big query cannot starve ingest of memory.
         let runtime = RuntimeEnvBuilder::new().with_memory_limit(QUERY_MEMORY_BYTES, 1.0).build_arc()?;
         let url = url_for_store();
-        runtime.register_object_store(&url, store);
-        Ok(Self { source, runtime, layout })
+        runtime.register_object_store(&url, store.clone());
+        Ok(Self { source, runtime, store, layout })
     }
 
     fn session_config() -> SessionConfig {
@@ -140,27 +146,39 @@ impl QueryEngine {
 
     /// All spans of a trace, from the heads and every block that may hold it
     /// (optionally only blocks overlapping `[start, end]` unix nanos),
-    /// de-duplicated by span id. `None` when no span is found.
+    /// de-duplicated by span id and ordered by start time. `None` when no
+    /// span is found. Blocks are read directly (see [`lookup`]), not through
+    /// a DataFusion plan: a lookup is too small to pay for planning.
     pub async fn trace_by_id(
         &self,
         tenant: &str,
         trace_id: [u8; 16],
         block_time_range: Option<(i64, i64)>,
     ) -> Result<Option<Vec<ResourceSpans>>> {
-        let ctx = self.session_in_range(tenant, block_time_range)?;
-        let id = lit(ScalarValue::FixedSizeBinary(16, Some(trace_id.to_vec())));
-        let batches = ctx
-            .table("spans")
-            .await?
-            .filter(col(schema::col::TRACE_ID).eq(id))?
-            .sort(vec![col(schema::col::START_UNIX_NANO).sort(true, false)])?
-            .collect()
+        let (unflushed, blocks) = self.source.snapshot(tenant);
+        // Head rows first: a span both in a head and in a block keeps its head copy.
+        let mut batches = lookup::head_rows(&unflushed, &trace_id)?;
+        let candidates: Vec<Arc<LiveBlock>> = blocks
+            .iter()
+            .filter(|block| {
+                block_time_range.is_none_or(|(start, end)| block.meta.overlaps(start, end))
+                    && block.may_contain_trace(&trace_id)
+            })
+            .cloned()
+            .collect();
+        let from_blocks: Vec<Vec<RecordBatch>> = futures::stream::iter(candidates)
+            .map(|block| async move { lookup::block_rows(&self.store, &self.layout, &block, &trace_id).await })
+            .buffered(BLOCKS_READ_AT_ONCE)
+            .try_collect()
             .await?;
-        let batches = dedupe_spans(&batches)?;
-        if batches.iter().all(|b| b.num_rows() == 0) {
+        batches.extend(from_blocks.into_iter().flatten());
+        if batches.is_empty() {
             return Ok(None);
         }
-        Ok(Some(batches_to_resource_spans(&batches)?))
+        let spans = dedupe_spans(&batches)?;
+        let spans = concat_batches(&schema::span_schema(), &spans)?;
+        let order = sort_to_indices(spans.column(column_index(schema::col::START_UNIX_NANO)), None, None)?;
+        Ok(Some(batches_to_resource_spans(&[take_record_batch(&spans, &order)?])?))
     }
 }
 

@@ -1,0 +1,258 @@
+//! Trace lookup by id straight from Parquet, without a DataFusion plan.
+//!
+//! A lookup touches a handful of rows in at most a few blocks, so planning a
+//! query costs more than the read itself. Rows are sorted by trace id inside
+//! a block, so the footer's row-group statistics and the page index of
+//! `trace_id` narrow the read to the one or two pages that can hold the
+//! trace; a row filter on `trace_id` then keeps the exact rows, and arrow-rs
+//! reads only the pages of the other columns that overlap them (offset
+//! index). The footer and page index are read once per block and kept on
+//! the [`LiveBlock`].
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, Scalar};
+use arrow::compute::kernels::cmp::eq;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+
+use crate::block::LiveBlock;
+use crate::error::{Error, Result};
+use crate::schema::{col, column_index, span_schema};
+use crate::storage::Layout;
+
+/// Rows decoded per batch: a trace rarely has more spans.
+const BATCH_ROWS: usize = 8192;
+
+/// The rows of `trace_id` among unflushed batches.
+pub(crate) fn head_rows(batches: &[RecordBatch], trace_id: &[u8; 16]) -> Result<Vec<RecordBatch>> {
+    let id = trace_id_scalar(trace_id)?;
+    batches
+        .iter()
+        .map(|batch| {
+            let keep = eq(batch.column(column_index(col::TRACE_ID)), &id)?;
+            Ok(arrow::compute::filter_record_batch(batch, &keep)?)
+        })
+        .filter(|batch| !matches!(batch, Ok(b) if b.num_rows() == 0))
+        .collect()
+}
+
+/// The rows of `trace_id` in one block (none when its statistics rule the trace out).
+pub(crate) async fn block_rows(
+    store: &Arc<dyn ObjectStore>,
+    layout: &Layout,
+    block: &LiveBlock,
+    trace_id: &[u8; 16],
+) -> Result<Vec<RecordBatch>> {
+    let mut reader = BlockReader {
+        store: store.clone(),
+        path: layout.data(&block.meta.tenant, block.meta.block_id),
+        size: block.meta.size_bytes,
+    };
+    let metadata = block
+        .reader_metadata
+        .get_or_try_init(|| {
+            // Read the whole page index: the offset index of every column
+            // lets the reader skip pages; the column index prunes trace_id pages.
+            let options = ArrowReaderOptions::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .with_schema(span_schema());
+            ArrowReaderMetadata::load_async(&mut reader, options)
+        })
+        .await?
+        .clone();
+    let Some((row_groups, selection)) = trace_pages(metadata.metadata(), trace_id)? else {
+        return Ok(Vec::new());
+    };
+    let mask = ProjectionMask::leaves(metadata.parquet_schema(), [column_index(col::TRACE_ID)]);
+    let id = trace_id_scalar(trace_id)?;
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| eq(batch.column(0), &id));
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+        .with_batch_size(BATCH_ROWS)
+        .with_row_groups(row_groups)
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    if let Some(selection) = selection {
+        builder = builder.with_row_selection(selection);
+    }
+    Ok(builder.build()?.try_collect().await?)
+}
+
+fn trace_id_scalar(trace_id: &[u8; 16]) -> Result<Scalar<FixedSizeBinaryArray>> {
+    Ok(Scalar::new(FixedSizeBinaryArray::try_from_iter(std::iter::once(trace_id))?))
+}
+
+/// Row groups and pages whose `trace_id` range holds `trace_id`: the row
+/// groups to read and, when the file has a page index, the rows of the
+/// matching pages inside them. `None` when no row group can hold the trace.
+fn trace_pages(metadata: &ParquetMetaData, trace_id: &[u8; 16]) -> Result<Option<(Vec<usize>, Option<RowSelection>)>> {
+    let schema = span_schema();
+    let converter = StatisticsConverter::try_new(col::TRACE_ID, &schema, metadata.file_metadata().schema_descr())?;
+    let holds = |mins: &dyn Array, maxes: &dyn Array| -> Result<BooleanArray> {
+        let (mins, maxes) = (fixed_size_binary(mins)?, fixed_size_binary(maxes)?);
+        // A missing statistic cannot rule a row group or page out.
+        Ok((0..mins.len())
+            .map(|i| {
+                Some((mins.is_null(i) || mins.value(i) <= trace_id.as_slice())
+                    && (maxes.is_null(i) || trace_id.as_slice() <= maxes.value(i)))
+            })
+            .collect())
+    };
+    let row_groups = metadata.row_groups();
+    let in_range = holds(&converter.row_group_mins(row_groups)?, &converter.row_group_maxes(row_groups)?)?;
+    let chosen: Vec<usize> = (0..row_groups.len()).filter(|&i| in_range.value(i)).collect();
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let (Some(column_index), Some(offset_index)) = (metadata.column_index(), metadata.offset_index()) else {
+        return Ok(Some((chosen, None)));
+    };
+    let pages = holds(
+        &converter.data_page_mins(column_index, offset_index, &chosen)?,
+        &converter.data_page_maxes(column_index, offset_index, &chosen)?,
+    )?;
+    let Some(rows) = converter.data_page_row_counts(offset_index, row_groups, &chosen)? else {
+        return Ok(Some((chosen, None)));
+    };
+    let selectors: Vec<RowSelector> = (0..pages.len())
+        .map(|page| {
+            let rows = rows.value(page) as usize;
+            if pages.value(page) { RowSelector::select(rows) } else { RowSelector::skip(rows) }
+        })
+        .collect();
+    Ok(Some((chosen, Some(RowSelection::from(selectors)))))
+}
+
+fn fixed_size_binary(array: &dyn Array) -> Result<&FixedSizeBinaryArray> {
+    array.as_fixed_size_binary_opt().ok_or_else(|| Error::internal("trace_id statistics are not fixed-size binary"))
+}
+
+/// `data.parquet` of a block read through the object store, whose size the
+/// block's meta gives (so the footer is one ranged read, no HEAD request).
+struct BlockReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn parquet_error(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for BlockReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.store.get_range(&self.path, range).map_err(parquet_error).boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_error) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options);
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    use super::*;
+    use crate::block::{prepare_block, write_block};
+    use crate::config::BlockConfig;
+    use crate::convert::resource_spans_to_batch;
+
+    /// Traces `1..=traces` (id: the number repeated) of three spans each, sorted.
+    fn traces(traces: u8) -> RecordBatch {
+        let spans = (1..=traces)
+            .flat_map(|t| {
+                (0..3u8).map(move |i| Span {
+                    trace_id: vec![t; 16],
+                    span_id: vec![t * 10 + i; 8],
+                    name: format!("t{t}s{i}"),
+                    start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
+                    end_time_unix_nano: 1_700_000_000_000_000_100,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
+        prepare_block(&[resource_spans_to_batch(&[rs]).unwrap().0]).unwrap()
+    }
+
+    fn names(batches: &[RecordBatch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(column_index(col::NAME)).as_string::<i32>().iter().map(|n| n.unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn only_row_groups_and_pages_that_may_hold_the_trace_are_selected() {
+        // Two row groups of nine rows, pages of three rows: one trace per page.
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(9))
+            .set_data_page_row_count_limit(3)
+            .set_write_batch_size(3)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        let mut file = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut file, span_schema(), Some(properties)).unwrap();
+        writer.write(&traces(6)).unwrap();
+        writer.close().unwrap();
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let metadata = ArrowReaderMetadata::load(&Bytes::from(file), options).unwrap();
+
+        let (row_groups, selection) = trace_pages(metadata.metadata(), &[5; 16]).unwrap().unwrap();
+        assert_eq!(row_groups, [1]);
+        let selectors: Vec<RowSelector> = selection.unwrap().into();
+        assert_eq!(selectors, [RowSelector::skip(3), RowSelector::select(3), RowSelector::skip(3)]);
+        assert!(trace_pages(metadata.metadata(), &[9; 16]).unwrap().is_none(), "above every row group");
+    }
+
+    #[tokio::test]
+    async fn block_rows_are_the_trace_and_the_footer_is_kept() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let layout = Layout::new("");
+        let config = BlockConfig { row_group_size: 4, ..BlockConfig::default() };
+        let block = write_block(&store, &layout, &config, "t", &traces(5), Vec::new()).await.unwrap();
+        assert!(block.reader_metadata.get().is_none());
+
+        let rows = block_rows(&store, &layout, &block, &[3; 16]).await.unwrap();
+        assert_eq!(names(&rows), ["t3s0", "t3s1", "t3s2"], "a trace spread over two row groups");
+        assert!(block.reader_metadata.get().is_some(), "footer kept for the next lookup");
+        assert!(block_rows(&store, &layout, &block, &[4; 16]).await.unwrap().iter().all(|b| b.num_rows() == 3));
+        assert!(names(&block_rows(&store, &layout, &block, &[7; 16]).await.unwrap()).is_empty());
+    }
+
+    #[test]
+    fn head_rows_keep_the_trace_and_drop_empty_batches() {
+        let batch = traces(3);
+        let rows = head_rows(&[batch.slice(0, 4), batch.slice(4, 5)], &[2; 16]).unwrap();
+        assert_eq!(names(&rows), ["t2s0", "t2s1", "t2s2"]);
+        assert!(head_rows(&[batch], &[9; 16]).unwrap().is_empty());
+    }
+}
