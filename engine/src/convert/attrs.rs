@@ -34,6 +34,37 @@ impl<'a> TypedValue<'a> {
     }
 }
 
+/// An attribute list split by value type, ready to be appended to one row
+/// or repeated on many (a resource's or scope's attributes on each of its
+/// spans are split, and `other` values rendered as JSON, only once).
+#[derive(Debug, Default)]
+pub(crate) struct SplitAttrs<'a> {
+    str: Vec<(&'a str, &'a str)>,
+    int: Vec<(&'a str, i64)>,
+    float: Vec<(&'a str, f64)>,
+    bool: Vec<(&'a str, bool)>,
+    /// Arrays, kvlists, bytes and empty values as OTLP/JSON.
+    other: Vec<(&'a str, String)>,
+}
+
+impl<'a> SplitAttrs<'a> {
+    /// Splits `attrs`, leaving out those `skip` selects.
+    pub(crate) fn new(attrs: &'a [KeyValue], mut skip: impl FnMut(&'a KeyValue) -> bool) -> Result<Self> {
+        let mut split = Self::default();
+        for kv in attrs.iter().filter(|kv| !skip(kv)) {
+            let key = kv.key.as_str();
+            match TypedValue::of(kv.value.as_ref()) {
+                TypedValue::Str(s) => split.str.push((key, s)),
+                TypedValue::Int(i) => split.int.push((key, i)),
+                TypedValue::Float(f) => split.float.push((key, f)),
+                TypedValue::Bool(b) => split.bool.push((key, b)),
+                TypedValue::Other(v) => split.other.push((key, serde_json::to_string(&v)?)),
+            }
+        }
+        Ok(split)
+    }
+}
+
 /// Builds the five typed maps for one attribute list per row.
 pub(crate) struct AttrMapsBuilder {
     str: MapBuilder<StringBuilder, StringBuilder>,
@@ -57,35 +88,38 @@ impl AttrMapsBuilder {
     /// Appends one row holding `attrs`, leaving out those `skip` selects
     /// (attributes stored in dedicated columns).
     pub(crate) fn append(&mut self, attrs: &[KeyValue], skip: impl Fn(&KeyValue) -> bool) -> Result<()> {
-        for kv in attrs.iter().filter(|kv| !skip(kv)) {
-            match TypedValue::of(kv.value.as_ref()) {
-                TypedValue::Str(s) => {
-                    self.str.keys().append_value(&kv.key);
-                    self.str.values().append_value(s);
-                }
-                TypedValue::Int(i) => {
-                    self.int.keys().append_value(&kv.key);
-                    self.int.values().append_value(i);
-                }
-                TypedValue::Float(f) => {
-                    self.float.keys().append_value(&kv.key);
-                    self.float.values().append_value(f);
-                }
-                TypedValue::Bool(b) => {
-                    self.bool.keys().append_value(&kv.key);
-                    self.bool.values().append_value(b);
-                }
-                TypedValue::Other(v) => {
-                    self.other.keys().append_value(&kv.key);
-                    self.other.values().append_value(serde_json::to_string(&v)?);
-                }
+        self.append_split(&SplitAttrs::new(attrs, skip)?, 1)
+    }
+
+    /// Appends `rows` rows each holding the attributes of `split`.
+    pub(crate) fn append_split(&mut self, split: &SplitAttrs<'_>, rows: usize) -> Result<()> {
+        for _ in 0..rows {
+            for (key, value) in &split.str {
+                self.str.keys().append_value(key);
+                self.str.values().append_value(value);
             }
+            for (key, value) in &split.int {
+                self.int.keys().append_value(key);
+                self.int.values().append_value(*value);
+            }
+            for (key, value) in &split.float {
+                self.float.keys().append_value(key);
+                self.float.values().append_value(*value);
+            }
+            for (key, value) in &split.bool {
+                self.bool.keys().append_value(key);
+                self.bool.values().append_value(*value);
+            }
+            for (key, json) in &split.other {
+                self.other.keys().append_value(key);
+                self.other.values().append_value(json);
+            }
+            self.str.append(true)?;
+            self.int.append(true)?;
+            self.float.append(true)?;
+            self.bool.append(true)?;
+            self.other.append(true)?;
         }
-        self.str.append(true)?;
-        self.int.append(true)?;
-        self.float.append(true)?;
-        self.bool.append(true)?;
-        self.other.append(true)?;
         Ok(())
     }
 

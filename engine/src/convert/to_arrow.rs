@@ -9,10 +9,11 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Fields};
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
-use super::attrs::AttrMapsBuilder;
+use super::attrs::{AttrMapsBuilder, SplitAttrs};
 use crate::error::{Error, Result};
 use crate::schema::{
     AttrScope, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
@@ -52,14 +53,24 @@ impl DedicatedBuilder {
         }
     }
 
-    /// Appends the value of `key` in `attrs` when it has the column's type.
-    fn append(&mut self, key: &str, attrs: &[KeyValue]) {
-        let value = attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref());
+    /// Appends `value` (an attribute already matched to this column by
+    /// [`dedicated_slot`], so of the column's type), or null.
+    fn append(&mut self, value: Option<&Value>) {
         match (self, value) {
             (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => b.append_value(s),
             (DedicatedBuilder::Int(b), Some(Value::IntValue(i))) => b.append_value(*i),
             (DedicatedBuilder::Str(b), _) => b.append_null(),
             (DedicatedBuilder::Int(b), _) => b.append_null(),
+        }
+    }
+
+    /// Appends `value` `n` times.
+    fn append_n(&mut self, value: Option<&Value>, n: usize) {
+        match (self, value) {
+            (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => (0..n).for_each(|_| b.append_value(s)),
+            (DedicatedBuilder::Int(b), Some(Value::IntValue(i))) => b.append_value_n(*i, n),
+            (DedicatedBuilder::Str(b), _) => b.append_nulls(n),
+            (DedicatedBuilder::Int(b), _) => b.append_nulls(n),
         }
     }
 
@@ -71,21 +82,53 @@ impl DedicatedBuilder {
     }
 }
 
-/// True when `kv` is stored in a dedicated column of `scope` rather than the maps.
-pub(crate) fn is_dedicated(scope: AttrScope, kv: &KeyValue) -> bool {
-    DEDICATED_COLUMNS.iter().any(|d| {
+/// The index in [`DEDICATED_COLUMNS`] of the column of `scope` storing `kv`
+/// (its key and value type match), or `None` when `kv` goes to the maps.
+pub(crate) fn dedicated_slot(scope: AttrScope, kv: &KeyValue) -> Option<usize> {
+    let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+    DEDICATED_COLUMNS.iter().position(|d| {
         d.scope == scope
             && d.key == kv.key
             && matches!(
-                (d.data_type, kv.value.as_ref().and_then(|v| v.value.as_ref())),
+                (d.data_type, value),
                 (DedicatedType::Str, Some(Value::StringValue(_))) | (DedicatedType::Int, Some(Value::IntValue(_)))
             )
     })
 }
 
+/// Attributes of one scope (span or resource) split into the values of
+/// dedicated columns (by index in [`DEDICATED_COLUMNS`]) and the rest.
+struct ScopedAttrs<'a> {
+    dedicated: [Option<&'a Value>; DEDICATED_COLUMNS.len()],
+    maps: SplitAttrs<'a>,
+}
+
+impl<'a> ScopedAttrs<'a> {
+    fn new(scope: AttrScope, attrs: &'a [KeyValue]) -> Result<Self> {
+        let mut dedicated = [None; DEDICATED_COLUMNS.len()];
+        let maps = SplitAttrs::new(attrs, |kv| match dedicated_slot(scope, kv) {
+            Some(slot) => {
+                dedicated[slot] = kv.value.as_ref().and_then(|v| v.value.as_ref());
+                true
+            }
+            None => false,
+        })?;
+        Ok(Self { dedicated, maps })
+    }
+}
+
 /// Appends `s`, or null when empty (proto3 cannot tell the two apart).
 fn append_opt_str(b: &mut StringBuilder, s: &str) {
     if s.is_empty() { b.append_null() } else { b.append_value(s) }
+}
+
+/// Appends `s` (or null when empty) `n` times.
+fn append_opt_str_n(b: &mut StringBuilder, s: &str, n: usize) {
+    if s.is_empty() {
+        b.append_nulls(n)
+    } else {
+        (0..n).for_each(|_| b.append_value(s))
+    }
 }
 
 /// Column builders for the `events` or `links` list: element fields plus offsets.
@@ -250,37 +293,41 @@ impl SpanBatchBuilder {
     /// Appends every valid span of `resource_spans` (see [`validate_span`]);
     /// each invalid one is skipped and its reason passed to `rejected`.
     pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, mut rejected: impl FnMut(String)) -> Result<()> {
-        let resource = resource_spans.resource.clone().unwrap_or_default();
+        let no_resource = Resource::default();
+        let resource = resource_spans.resource.as_ref().unwrap_or(&no_resource);
         let entity_refs = if resource.entity_refs.is_empty() {
             None
         } else {
             Some(serde_json::to_string(&resource.entity_refs)?)
         };
+        // Resource and scope attributes are split once and repeated on each span.
+        let resource_attrs = ScopedAttrs::new(AttrScope::Resource, &resource.attributes)?;
         for scope_spans in &resource_spans.scope_spans {
-            let scope = scope_spans.scope.clone().unwrap_or_default();
+            let no_scope = InstrumentationScope::default();
+            let scope = scope_spans.scope.as_ref().unwrap_or(&no_scope);
+            let rows_before = self.rows;
             for span in &scope_spans.spans {
                 if let Err(reason) = validate_span(span) {
                     rejected(reason);
                     continue;
                 }
                 self.append_span(span)?;
-                for (builder, d) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS) {
-                    let attrs = match d.scope {
-                        AttrScope::Span => &span.attributes,
-                        AttrScope::Resource => &resource.attributes,
-                    };
-                    builder.append(d.key, attrs);
-                }
-                self.resource_attrs.append(&resource.attributes, |kv| is_dedicated(AttrScope::Resource, kv))?;
-                self.resource_dropped.append_value(resource.dropped_attributes_count);
-                append_opt_str(&mut self.resource_schema_url, &resource_spans.schema_url);
-                self.resource_entity_refs.append_option(entity_refs.as_deref());
-                append_opt_str(&mut self.scope_name, &scope.name);
-                append_opt_str(&mut self.scope_version, &scope.version);
-                self.scope_attrs.append(&scope.attributes, |_| false)?;
-                self.scope_dropped.append_value(scope.dropped_attributes_count);
-                append_opt_str(&mut self.scope_schema_url, &scope_spans.schema_url);
             }
+            let n = self.rows - rows_before;
+            for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource_attrs.dedicated) {
+                if d.scope == AttrScope::Resource {
+                    builder.append_n(value, n);
+                }
+            }
+            self.resource_attrs.append_split(&resource_attrs.maps, n)?;
+            self.resource_dropped.append_value_n(resource.dropped_attributes_count, n);
+            append_opt_str_n(&mut self.resource_schema_url, &resource_spans.schema_url, n);
+            append_opt_str_n(&mut self.resource_entity_refs, entity_refs.as_deref().unwrap_or_default(), n);
+            append_opt_str_n(&mut self.scope_name, &scope.name, n);
+            append_opt_str_n(&mut self.scope_version, &scope.version, n);
+            self.scope_attrs.append_split(&SplitAttrs::new(&scope.attributes, |_| false)?, n)?;
+            self.scope_dropped.append_value_n(scope.dropped_attributes_count, n);
+            append_opt_str_n(&mut self.scope_schema_url, &scope_spans.schema_url, n);
         }
         Ok(())
     }
@@ -304,13 +351,19 @@ impl SpanBatchBuilder {
         // Wrapping casts keep every u64 bit: end = start + duration (mod 2^64).
         self.start.append_value(span.start_time_unix_nano as i64);
         self.duration.append_value(span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano) as i64);
-        let status = span.status.clone().unwrap_or_default();
-        self.status_code.append_value(i8::try_from(status.code).unwrap_or(0));
-        append_opt_str(&mut self.status_message, &status.message);
+        let (code, message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
+        self.status_code.append_value(i8::try_from(code).unwrap_or(0));
+        append_opt_str(&mut self.status_message, message);
         self.dropped_attributes.append_value(span.dropped_attributes_count);
         self.dropped_events.append_value(span.dropped_events_count);
         self.dropped_links.append_value(span.dropped_links_count);
-        self.span_attrs.append(&span.attributes, |kv| is_dedicated(AttrScope::Span, kv))?;
+        let attrs = ScopedAttrs::new(AttrScope::Span, &span.attributes)?;
+        for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(attrs.dedicated) {
+            if d.scope == AttrScope::Span {
+                builder.append(value);
+            }
+        }
+        self.span_attrs.append_split(&attrs.maps, 1)?;
         self.events.append_events(span)?;
         self.links.append_links(span)?;
         Ok(())
