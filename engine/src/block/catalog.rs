@@ -114,7 +114,7 @@ async fn load_block(store: &Arc<dyn ObjectStore>, layout: &Layout, meta_path: Pa
         },
         None => None,
     };
-    Ok(Some(LiveBlock { meta, trace_filter, tags, reader_metadata: Default::default() }))
+    Ok(Some(LiveBlock { meta, trace_filter, tags }))
 }
 
 /// The bytes of an object, or `None` when it does not exist.

@@ -1,6 +1,5 @@
 //! `meta.json` of a block and the tenant index that lists live blocks.
 
-use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::bloom_filter::Sbbf;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -57,9 +56,6 @@ pub struct LiveBlock {
     pub trace_filter: Option<Sbbf>,
     /// Attribute names and values (`tags.json`); `None` when absent.
     pub tags: Option<std::sync::Arc<super::TagSummary>>,
-    /// Footer and page index of `data.parquet`, read by the first lookup by
-    /// trace id that opens the block and kept for the next ones.
-    pub reader_metadata: tokio::sync::OnceCell<ArrowReaderMetadata>,
 }
 
 impl LiveBlock {

@@ -250,7 +250,7 @@ pub async fn write_block(
 
     let json = serde_json::to_vec_pretty(&meta)?;
     store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
-    Ok(LiveBlock { meta, trace_filter: Some(filter), tags: Some(Arc::new(tags)), reader_metadata: Default::default() })
+    Ok(LiveBlock { meta, trace_filter: Some(filter), tags: Some(Arc::new(tags)) })
 }
 
 #[cfg(test)]

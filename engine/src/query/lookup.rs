@@ -6,8 +6,8 @@
 //! `trace_id` narrow the read to the one or two pages that can hold the
 //! trace; a row filter on `trace_id` then keeps the exact rows, and arrow-rs
 //! reads only the pages of the other columns that overlap them (offset
-//! index). The footer and page index are read once per block and kept on
-//! the [`LiveBlock`].
+//! index). Footers and page indexes are kept in DataFusion's metadata cache
+//! (bounded, shared with the scans of TraceQL and SQL queries).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -15,10 +15,12 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, Scalar};
 use arrow::compute::kernels::cmp::eq;
 use bytes::Bytes;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryFutureExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
@@ -27,7 +29,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::block::LiveBlock;
 use crate::error::{Error, Result};
@@ -51,29 +53,16 @@ pub(crate) fn head_rows(batches: &[RecordBatch], trace_id: &[u8; 16]) -> Result<
 }
 
 /// The rows of `trace_id` in one block (none when its statistics rule the trace out).
-pub(crate) async fn block_rows(
-    store: &Arc<dyn ObjectStore>,
-    layout: &Layout,
-    block: &LiveBlock,
-    trace_id: &[u8; 16],
-) -> Result<Vec<RecordBatch>> {
-    let mut reader = BlockReader {
-        store: store.clone(),
-        path: layout.data(&block.meta.tenant, block.meta.block_id),
-        size: block.meta.size_bytes,
-    };
-    let metadata = block
-        .reader_metadata
-        .get_or_try_init(|| {
-            // Read the whole page index: the offset index of every column
-            // lets the reader skip pages; the column index prunes trace_id pages.
-            let options = ArrowReaderOptions::new()
-                .with_page_index_policy(PageIndexPolicy::Optional)
-                .with_schema(span_schema());
-            ArrowReaderMetadata::load_async(&mut reader, options)
-        })
-        .await?
-        .clone();
+pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: &[u8; 16]) -> Result<Vec<RecordBatch>> {
+    let path = files.layout.data(&block.meta.tenant, block.meta.block_id);
+    // As DataFusion's scans name the file, so that they share cache entries.
+    let object = PartitionedFile::new(path.to_string(), block.meta.size_bytes).object_meta;
+    let mut reader = BlockReader { files: files.clone(), object };
+    // The whole page index: the column index prunes trace_id pages, the
+    // offset index of every column lets the reader skip the others' pages.
+    let options =
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional).with_schema(span_schema());
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, options).await?;
     let Some((row_groups, selection)) = trace_pages(metadata.metadata(), trace_id)? else {
         return Ok(Vec::new());
     };
@@ -88,6 +77,52 @@ pub(crate) async fn block_rows(
         builder = builder.with_row_selection(selection);
     }
     Ok(builder.build()?.try_collect().await?)
+}
+
+/// Where trace lookups read blocks: the store and the runtime's metadata cache.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockFiles {
+    pub store: Arc<dyn ObjectStore>,
+    pub layout: Layout,
+    pub metadata_cache: Arc<FileMetadataCache>,
+}
+
+/// One `data.parquet` for arrow-rs' async reader. Footer and page index come
+/// through DataFusion's [`DFParquetMetadata`], from (and into) the cache.
+/// (DataFusion's own reader is a `Box<dyn AsyncFileReader + Send>`, which
+/// arrow-rs' stream builder does not take.)
+struct BlockReader {
+    files: BlockFiles,
+    object: ObjectMeta,
+}
+
+fn parquet_error(e: impl std::error::Error + Send + Sync + 'static) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for BlockReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.files.store.get_range(&self.object.location, range).map_err(parquet_error).boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.files.store.get_ranges(&self.object.location, &ranges).await.map_err(parquet_error) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            DFParquetMetadata::new(self.files.store.as_ref(), &self.object)
+                .with_file_metadata_cache(Some(self.files.metadata_cache.clone()))
+                .with_page_index_policy(options.map(|o| o.column_index_policy()))
+                .fetch_metadata()
+                .await
+                .map_err(parquet_error)
+        }
+        .boxed()
+    }
 }
 
 fn trace_id_scalar(trace_id: &[u8; 16]) -> Result<Scalar<FixedSizeBinaryArray>> {
@@ -139,42 +174,9 @@ fn fixed_size_binary(array: &dyn Array) -> Result<&FixedSizeBinaryArray> {
     array.as_fixed_size_binary_opt().ok_or_else(|| Error::internal("trace_id statistics are not fixed-size binary"))
 }
 
-/// `data.parquet` of a block read through the object store, whose size the
-/// block's meta gives (so the footer is one ranged read, no HEAD request).
-struct BlockReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-fn parquet_error(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for BlockReader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.store.get_range(&self.path, range).map_err(parquet_error).boxed()
-    }
-
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_error) }.boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options);
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
-        }
-        .boxed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use object_store::memory::InMemory;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use parquet::arrow::ArrowWriter;
@@ -224,7 +226,7 @@ mod tests {
         writer.write(&traces(6)).unwrap();
         writer.close().unwrap();
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
-        let metadata = ArrowReaderMetadata::load(&Bytes::from(file), options).unwrap();
+        let metadata = ArrowReaderMetadata::load(&bytes::Bytes::from(file), options).unwrap();
 
         let (row_groups, selection) = trace_pages(metadata.metadata(), &[5; 16]).unwrap().unwrap();
         assert_eq!(row_groups, [1]);
@@ -234,18 +236,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn block_rows_are_the_trace_and_the_footer_is_kept() {
+    async fn block_rows_are_the_trace_and_the_footer_is_cached() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let layout = Layout::new("");
         let config = BlockConfig { row_group_size: 4, ..BlockConfig::default() };
         let block = write_block(&store, &layout, &config, "t", &traces(5), Vec::new()).await.unwrap();
-        assert!(block.reader_metadata.get().is_none());
+        let metadata_cache = RuntimeEnvBuilder::new().build().unwrap().cache_manager.get_file_metadata_cache();
+        let path = layout.data("t", block.meta.block_id);
+        let files = BlockFiles { store, layout, metadata_cache: metadata_cache.clone() };
 
-        let rows = block_rows(&store, &layout, &block, &[3; 16]).await.unwrap();
+        let rows = block_rows(&files, &block, &[3; 16]).await.unwrap();
         assert_eq!(names(&rows), ["t3s0", "t3s1", "t3s2"], "a trace spread over two row groups");
-        assert!(block.reader_metadata.get().is_some(), "footer kept for the next lookup");
-        assert!(block_rows(&store, &layout, &block, &[4; 16]).await.unwrap().iter().all(|b| b.num_rows() == 3));
-        assert!(names(&block_rows(&store, &layout, &block, &[7; 16]).await.unwrap()).is_empty());
+        assert!(metadata_cache.get(&path).is_some(), "footer cached for the next lookup");
+        assert!(block_rows(&files, &block, &[4; 16]).await.unwrap().iter().all(|b| b.num_rows() == 3));
+        assert!(names(&block_rows(&files, &block, &[7; 16]).await.unwrap()).is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
+use lookup::BlockFiles;
 pub use table::{SpanSource, SpansTable};
 
 use crate::block::{BlockCatalog, LiveBlock, TagSummary};
@@ -63,8 +64,8 @@ impl SpanSource for LiveSpans {
 pub struct QueryEngine {
     source: Arc<dyn SpanSource>,
     runtime: Arc<RuntimeEnv>,
-    /// The block store, also registered in `runtime`; trace lookups read it directly.
-    store: Arc<dyn ObjectStore>,
+    /// Block files for trace lookups (the store and `runtime`'s metadata cache).
+    files: BlockFiles,
     layout: Layout,
 }
 
@@ -76,7 +77,9 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::new().with_memory_limit(QUERY_MEMORY_BYTES, 1.0).build_arc()?;
         let url = url_for_store();
         runtime.register_object_store(&url, store.clone());
-        Ok(Self { source, runtime, store, layout })
+        let files =
+            BlockFiles { store, layout: layout.clone(), metadata_cache: runtime.cache_manager.get_file_metadata_cache() };
+        Ok(Self { source, runtime, files, layout })
     }
 
     fn session_config() -> SessionConfig {
@@ -167,7 +170,7 @@ impl QueryEngine {
             .cloned()
             .collect();
         let from_blocks: Vec<Vec<RecordBatch>> = futures::stream::iter(candidates)
-            .map(|block| async move { lookup::block_rows(&self.store, &self.layout, &block, &trace_id).await })
+            .map(|block| async move { lookup::block_rows(&self.files, &block, &trace_id).await })
             .buffered(BLOCKS_READ_AT_ONCE)
             .try_collect()
             .await?;
