@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
 use crate::schema::{col, column_index};
 use crate::storage::Layout;
-use crate::wal::{self, WalSegment};
+use crate::wal::{self, SegmentSync, WalSegment};
 
 /// Checks a tenant id the way Tempo does: 1-150 characters from
 /// `[A-Za-z0-9!-_.*'()]`, and not `.` or `..` (it names directories).
@@ -225,6 +225,17 @@ impl Ingester {
     }
 
     fn append_blocking(&self, tenant: &str, batch: RecordBatch) -> Result<()> {
+        let started = Instant::now();
+        let (sync, end) = self.write_to_head(tenant, batch)?;
+        // Outside the tenant lock, so that appends arriving meanwhile share the fsync.
+        sync.sync_to(end)?;
+        self.metrics.wal_append_duration.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Writes a batch to the tenant's WAL segment (not yet durable) and its
+    /// head; returns what to wait on before acknowledging it.
+    fn write_to_head(&self, tenant: &str, batch: RecordBatch) -> Result<(Arc<SegmentSync>, u64)> {
         let state = self.tenant(tenant);
         let mut state = state.lock();
         let unflushed = state.unflushed_bytes() as u64;
@@ -238,24 +249,26 @@ impl Ingester {
             state.head = Some(Head::new(self.new_segment(tenant)?));
         }
         let head = state.head.as_mut().expect("head was just created");
-        let started = Instant::now();
-        if let Err(e) = head.segment.append(&batch) {
-            // Retire the segment (cut back to its last complete record) and
-            // its head; the next write starts a new one.
-            let head = state.head.take().expect("head exists");
-            let path = head.segment.abandon()?;
-            if head.batches.is_empty() {
-                let _ = std::fs::remove_file(&path);
-            } else {
-                state.sealed.push(Arc::new(Sealed::new(head.batches, head.bytes, vec![path])));
+        let end = match head.segment.write(&batch) {
+            Ok(end) => end,
+            Err(e) => {
+                // Retire the segment (cut back to its last complete record) and
+                // its head; the next write starts a new one.
+                let head = state.head.take().expect("head exists");
+                let path = head.segment.abandon()?;
+                if head.batches.is_empty() {
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    state.sealed.push(Arc::new(Sealed::new(head.batches, head.bytes, vec![path])));
+                }
+                state.generation += 1;
+                return Err(e);
             }
-            state.generation += 1;
-            return Err(e);
-        }
-        self.metrics.wal_append_duration.observe(started.elapsed().as_secs_f64());
+        };
+        let sync = head.segment.sync();
         head.push(batch, false);
         state.generation += 1;
-        Ok(())
+        Ok((sync, end))
     }
 
     /// Every span of `tenant` not yet in a block, prepared like a block

@@ -1,17 +1,23 @@
 //! Write-ahead log: Arrow IPC stream segments, one directory per tenant.
 //!
 //! A request is acknowledged only after its batch is in the current segment
-//! (and fsynced, under the default policy). A segment is deleted once the
-//! head it backs is a block. A crash can leave a torn record at a segment's
-//! end; it was never acknowledged, so replay stops there and keeps the rest.
+//! (and fsynced, under the default policy). Appends write under the
+//! tenant's lock and fsync outside it, through the segment's [`SegmentSync`]:
+//! concurrent appends share one fsync (group commit), and none returns before
+//! an fsync that started after its bytes were written. A segment is deleted
+//! once the head it backs is a block. A crash can leave a torn record at a
+//! segment's end; it was never acknowledged, so replay stops there and keeps the rest.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use parking_lot::Mutex;
 
 use crate::config::FsyncPolicy;
 use crate::error::{Error, Result};
@@ -23,8 +29,8 @@ const SEGMENT_SUFFIX: &str = ".arrow";
 pub struct WalSegment {
     path: PathBuf,
     writer: StreamWriter<BufWriter<File>>,
-    fsync: FsyncPolicy,
-    /// File length after the last complete, synced record.
+    sync: Arc<SegmentSync>,
+    /// File length after the last complete record.
     good_len: u64,
 }
 
@@ -34,14 +40,56 @@ impl std::fmt::Debug for WalSegment {
     }
 }
 
+/// Makes a segment's written bytes durable, one fsync for every append
+/// waiting at the time (group commit).
+#[derive(Debug)]
+pub struct SegmentSync {
+    file: File,
+    path: PathBuf,
+    fsync: FsyncPolicy,
+    /// Bytes handed to the OS so far (complete records only).
+    written: AtomicU64,
+    /// Bytes known durable; held while an fsync runs, so that later
+    /// appenders wait for it and then find their bytes covered.
+    synced: Mutex<u64>,
+}
+
+impl SegmentSync {
+    /// Returns once the first `end` bytes of the segment are durable per
+    /// the fsync policy, fsyncing unless a finished fsync already covers them.
+    pub fn sync_to(&self, end: u64) -> Result<()> {
+        if self.fsync != FsyncPolicy::Always {
+            return Ok(());
+        }
+        let mut synced = self.synced.lock();
+        if *synced >= end {
+            return Ok(());
+        }
+        // Everything written before this fsync starts is covered by it.
+        let covered = self.written.load(Ordering::Acquire);
+        self.file.sync_data().map_err(Error::io(format!("fsync of {}", self.path.display())))?;
+        *synced = covered;
+        Ok(())
+    }
+}
+
 impl WalSegment {
     /// Creates segment number `seq` of a tenant's WAL directory.
     pub fn create(tenant_dir: &Path, seq: u64, fsync: FsyncPolicy) -> Result<Self> {
         fs::create_dir_all(tenant_dir).map_err(Error::io(format!("creating WAL dir {}", tenant_dir.display())))?;
         let path = tenant_dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"));
         let file = File::create(&path).map_err(Error::io(format!("creating WAL segment {}", path.display())))?;
-        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, fsync, good_len: 0 };
-        segment.sync()?;
+        let sync_file = file.try_clone().map_err(Error::io(format!("opening WAL segment {}", path.display())))?;
+        let sync = Arc::new(SegmentSync {
+            file: sync_file,
+            path: path.clone(),
+            fsync,
+            written: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        });
+        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, sync, good_len: 0 };
+        let end = segment.write_pending()?;
+        segment.sync.sync_to(end)?;
         if fsync == FsyncPolicy::Always {
             // Make the new file's directory entry durable too.
             File::open(tenant_dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing WAL dir"))?;
@@ -51,19 +99,30 @@ impl WalSegment {
 
     /// Appends a batch; durable per the fsync policy when this returns.
     pub fn append(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch)?;
-        self.sync()
+        let end = self.write(batch)?;
+        self.sync.sync_to(end)
     }
 
-    fn sync(&mut self) -> Result<()> {
+    /// Writes a batch to the OS without waiting for it to be durable; returns
+    /// the segment length to pass to [`SegmentSync::sync_to`] (see [`Self::sync`]).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<u64> {
+        self.writer.write(batch)?;
+        self.write_pending()
+    }
+
+    /// The segment's group-commit handle.
+    pub fn sync(&self) -> Arc<SegmentSync> {
+        self.sync.clone()
+    }
+
+    /// Hands buffered bytes to the OS; returns the segment length.
+    fn write_pending(&mut self) -> Result<u64> {
         self.writer.flush()?;
         let file = self.writer.get_mut().get_mut();
         file.flush().map_err(Error::io("flushing WAL"))?;
-        if self.fsync == FsyncPolicy::Always {
-            file.sync_data().map_err(Error::io(format!("fsync of {}", self.path.display())))?;
-        }
         self.good_len = file.metadata().map_err(Error::io("reading WAL segment length"))?.len();
-        Ok(())
+        self.sync.written.store(self.good_len, Ordering::Release);
+        Ok(self.good_len)
     }
 
     /// Retires a segment after a failed append: cuts off the partial record
@@ -207,6 +266,21 @@ mod tests {
         assert_eq!(torn[0].tenant, "t1");
         assert_eq!(torn[0].seq, 7);
         assert_eq!(torn[0].batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn one_fsync_covers_every_record_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = WalSegment::create(&dir.path().join("t1"), 1, FsyncPolicy::Always).unwrap();
+        let first = seg.write(&batch(2)).unwrap();
+        let second = seg.write(&batch(3)).unwrap();
+        assert!(second > first);
+        let sync = seg.sync();
+        sync.sync_to(first).unwrap();
+        assert_eq!(*sync.synced.lock(), second, "the fsync for the first record made the second durable too");
+        sync.sync_to(second).unwrap();
+        drop(seg);
+        assert_eq!(replay(dir.path()).unwrap()[0].batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
     }
 
     #[test]
