@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
@@ -28,21 +28,16 @@ use crate::schema::{DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_s
 use crate::storage::Layout;
 
 /// Sorts, de-duplicates and completes the derived columns of span batches.
-/// The result is ready to be written as a block.
+/// The result is ready to be written as a block. Only the sort keys are
+/// concatenated; every other column is gathered once, straight from the
+/// input batches, in block order.
 pub fn prepare_block(batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let schema = span_schema();
-    let batch = concat_batches(&schema, batches)?;
-    if batch.num_rows() == 0 {
-        return Ok(batch);
+    let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(span_schema()));
     }
-    let sort_by = [col::TRACE_ID, col::START_UNIX_NANO, col::SPAN_ID];
-    let sort_columns: Vec<SortColumn> = sort_by
-        .iter()
-        .map(|name| SortColumn { values: batch.column(column_index(name)).clone(), options: None })
-        .collect();
-    let indices = lexsort_to_indices(&sort_columns, None)?;
-    let batch = take_record_batch(&batch, &indices)?;
-    let batch = drop_duplicate_spans(&batch)?;
+    let rows = sorted_unique_rows(&batches)?;
+    let batch = interleave_record_batch(&batches, &rows)?;
     add_trace_columns(&batch)
 }
 
@@ -55,25 +50,34 @@ fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
         .ok_or_else(|| Error::internal(format!("{name} is not fixed-size binary")))
 }
 
-/// Keeps the first row of each (trace_id, span_id): the WAL replay and the
-/// carrying of live traces between heads can both repeat a span.
-fn drop_duplicate_spans(batch: &RecordBatch) -> Result<RecordBatch> {
-    let trace_ids = fsb(batch, col::TRACE_ID)?;
-    let span_ids = fsb(batch, col::SPAN_ID)?;
+/// The rows of `batches` as (batch, row) in block order (trace id, start
+/// time, span id), keeping the first row of each (trace_id, span_id): the
+/// WAL replay and the carrying of live traces between heads can both repeat a span.
+fn sorted_unique_rows(batches: &[&RecordBatch]) -> Result<Vec<(usize, usize)>> {
+    let key = |name: &str| -> Result<ArrayRef> {
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(column_index(name)).as_ref()).collect();
+        Ok(concat(&parts)?)
+    };
+    let keys = [key(col::TRACE_ID)?, key(col::START_UNIX_NANO)?, key(col::SPAN_ID)?];
+    let sort_columns: Vec<SortColumn> = keys.iter().map(|values| SortColumn { values: values.clone(), options: None }).collect();
+    let indices = lexsort_to_indices(&sort_columns, None)?;
+    let located: Vec<(usize, usize)> =
+        batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
+    let (trace_ids, span_ids) = (keys[0].as_fixed_size_binary(), keys[2].as_fixed_size_binary());
     let mut seen = std::collections::HashSet::new();
-    let mut keep = Vec::with_capacity(batch.num_rows());
     let mut current_trace: Option<&[u8]> = None;
-    for row in 0..batch.num_rows() {
-        if current_trace != Some(trace_ids.value(row)) {
-            current_trace = Some(trace_ids.value(row));
+    let mut rows = Vec::with_capacity(indices.len());
+    for &i in indices.values() {
+        let i = i as usize;
+        if current_trace != Some(trace_ids.value(i)) {
+            current_trace = Some(trace_ids.value(i));
             seen.clear();
         }
-        keep.push(seen.insert(span_ids.value(row)));
+        if seen.insert(span_ids.value(i)) {
+            rows.push(located[i]);
+        }
     }
-    if keep.iter().all(|k| *k) {
-        return Ok(batch.clone());
-    }
-    Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
+    Ok(rows)
 }
 
 /// Fills the nested-set and trace-level columns of a batch sorted by trace id.
@@ -255,6 +259,7 @@ pub async fn write_block(
 
 #[cfg(test)]
 mod tests {
+    use arrow::compute::concat_batches;
     use object_store::memory::InMemory;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -304,5 +309,19 @@ mod tests {
         let read: Vec<RecordBatch> =
             ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
         assert_eq!(concat_batches(&batch.schema(), &read).unwrap(), batch, "every field comes back as written");
+    }
+
+    #[test]
+    fn prepare_sorts_across_batches_and_keeps_one_copy_of_a_repeated_span() {
+        let (batch, _) = resource_spans_to_batch(&spans()).unwrap();
+        // The same spans again in a second batch (as after carrying a trace), split unevenly.
+        let batches = [batch.slice(0, 4), batch.clone(), batch.slice(4, 2)];
+        let prepared = prepare_block(&batches).unwrap();
+        assert_eq!(prepared.num_rows(), 6);
+        let ids = |name: &str| -> Vec<u8> { fsb(&prepared, name).unwrap().iter().map(|v| v.unwrap()[0]).collect() };
+        assert_eq!(ids(col::TRACE_ID), [1, 1, 1, 2, 2, 2]);
+        assert_eq!(ids(col::SPAN_ID), [1, 3, 5, 2, 4, 6], "by trace, then start time");
+        assert_eq!(prepared, prepare_block(&[batch]).unwrap(), "the same block as from one copy");
+        assert_eq!(prepare_block(&[]).unwrap().num_rows(), 0);
     }
 }
