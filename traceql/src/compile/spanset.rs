@@ -4,7 +4,8 @@
 //! - `{ cond }` is a filter over a scan; event and link conditions first
 //!   unnest a copy of the list, then keep each span once.
 //! - `A && B` keeps the spans of both sides in traces where both matched
-//!   (semi-joins on trace_id); `A || B` is their union.
+//!   (semi-joins on trace_id); `A || B` is their union. Over plain
+//!   conditions both read one scan filtered by `a OR b` (no union).
 //! - Structural operators join the two sides on trace_id with a residual
 //!   filter on the nested-set columns (DESIGN §4); spans not reachable from
 //!   a root have nested_set_left = 0 and never match.
@@ -94,6 +95,11 @@ pub fn spanset(scan: &Scan<'_>, expr: &SpansetExpr) -> Result<LogicalPlan, Compi
     match expr {
         SpansetExpr::Filter { condition, .. } => filter(scan()?.build().map_err(df)?, condition),
         SpansetExpr::Pipeline(p) => super::pipeline::spans_of_pipeline(scan, p),
+        SpansetExpr::Binary { op: op @ (SpansetOp::And | SpansetOp::Or), lhs, rhs, .. }
+            if let (Some(a), Some(b)) = (plain_condition(lhs), plain_condition(rhs)) =>
+        {
+            plain_and_or(scan, *op, a, b)
+        }
         SpansetExpr::Binary { op, lhs, rhs, .. } => {
             let l = spanset(scan, lhs)?;
             let r = spanset(scan, rhs)?;
@@ -112,8 +118,39 @@ pub fn spanset(scan: &Scan<'_>, expr: &SpansetExpr) -> Result<LogicalPlan, Compi
     }
 }
 
+/// The condition of `{ cond }` when it reads no events or links (one row per span).
+fn plain_condition(expr: &SpansetExpr) -> Option<&FieldExpr> {
+    match expr {
+        SpansetExpr::Filter { condition, .. }
+            if !field::uses_scope(condition, AttrScope::Event) && !field::uses_scope(condition, AttrScope::Link) =>
+        {
+            Some(condition)
+        }
+        _ => None,
+    }
+}
+
+/// `{ a } || { b }` and `{ a } && { b }` over plain conditions: one scan
+/// filtered by `a OR b` keeps each span once without a union and a
+/// de-duplicating window; `&&` then keeps the traces where both matched.
+fn plain_and_or(scan: &Scan<'_>, op: SpansetOp, a: &FieldExpr, b: &FieldExpr) -> Result<LogicalPlan, CompileError> {
+    let (a, b) = (field::condition(a)?, field::condition(b)?);
+    let matching = |predicate: Expr| scan()?.filter(predicate).and_then(|b| b.build()).map_err(df);
+    let either = matching(a.clone().or(b.clone()))?;
+    if op == SpansetOp::Or {
+        return Ok(either);
+    }
+    in_traces_of_both(either, &matching(a)?, &matching(b)?)
+}
+
 /// `A && B`: spans of either side, in traces where both sides matched.
 fn and(l: LogicalPlan, r: LogicalPlan) -> Result<LogicalPlan, CompileError> {
+    let both = LogicalPlanBuilder::from(l.clone()).union(r.clone()).and_then(|b| b.build()).map_err(df)?;
+    distinct_spans(in_traces_of_both(both, &l, &r)?)
+}
+
+/// The spans of `spans` whose trace has spans in both `l` and `r`.
+fn in_traces_of_both(spans: LogicalPlan, l: &LogicalPlan, r: &LogicalPlan) -> Result<LogicalPlan, CompileError> {
     let traces = |plan: &LogicalPlan, alias: &str| -> Result<LogicalPlan, CompileError> {
         LogicalPlanBuilder::from(plan.clone())
             .project(vec![col(c::TRACE_ID)])
@@ -122,15 +159,14 @@ fn and(l: LogicalPlan, r: LogicalPlan) -> Result<LogicalPlan, CompileError> {
             .and_then(|b| b.build())
             .map_err(df)
     };
-    let (lt, rt) = (traces(&l, "__lt")?, traces(&r, "__rt")?);
-    let both = LogicalPlanBuilder::from(l)
-        .union(r)
-        .and_then(|b| b.alias("__both"))
+    let (lt, rt) = (traces(l, "__lt")?, traces(r, "__rt")?);
+    let kept = LogicalPlanBuilder::from(spans)
+        .alias("__both")
         .and_then(|b| b.join_on(lt, JoinType::LeftSemi, vec![col("__both.trace_id").eq(col("__lt.trace_id"))]))
         .and_then(|b| b.join_on(rt, JoinType::LeftSemi, vec![col("__both.trace_id").eq(col("__rt.trace_id"))]))
         .and_then(|b| b.build())
         .map_err(df)?;
-    distinct_spans(span_columns(both, Some("__both"))?)
+    span_columns(kept, Some("__both"))
 }
 
 fn nested(side: &str, column: &str) -> Expr {
