@@ -60,7 +60,7 @@ fn spanset_and_is_trace_level() {
 }
 
 #[test]
-fn count_is_a_window_per_trace() {
+fn count_is_an_aggregate_per_trace() {
     insta::assert_snapshot!(plan("{ } | count() > 2"));
 }
 

@@ -1,14 +1,13 @@
 //! Pipeline stages over spansets: `| { cond }`, scalar filters such as
-//! `| count() > 2` (window aggregates partitioned by trace and group),
+//! `| count() > 2` (aggregates per trace and group, semi-joined back),
 //! `| by(...)`, `| select(...)` and `| coalesce()`.
 
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, Operator, col, lit};
+use datafusion::common::{Column, JoinType, NullEquality};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, LogicalPlanBuilder, Operator, col, lit};
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::min_max::{max_udaf, min_udaf};
 use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::logical_expr::expr::WindowFunction;
-use datafusion::logical_expr::WindowFunctionDefinition;
 use spanlake_engine::schema::col as c;
 
 use super::field;
@@ -89,32 +88,45 @@ fn add_columns(plan: LogicalPlan, outputs: &[OutputColumn], exprs: &[FieldExpr])
     LogicalPlanBuilder::from(plan).project(projection).and_then(|b| b.build()).map_err(df)
 }
 
-/// `| lhs op rhs` over per-spanset aggregates.
+/// `| lhs op rhs` over per-spanset aggregates: the spansets (trace and by()
+/// values) whose aggregates pass, found by a grouped aggregate, then their
+/// spans by a semi-join (NULL by() values form a group of their own, as in
+/// Tempo). Cheaper than window aggregates, which sort every span.
 fn scalar_filter(plan: LogicalPlan, by: &[OutputColumn], lhs: &ScalarExpr, op: BinaryOp, rhs: &ScalarExpr) -> Result<LogicalPlan, CompileError> {
-    let mut partition = vec![col(c::TRACE_ID)];
-    partition.extend(by.iter().map(|o| col(&o.column)));
-    let mut windows = Vec::new();
-    let l = scalar(lhs, &partition, &mut windows)?;
-    let r = scalar(rhs, &partition, &mut windows)?;
+    let mut keys = vec![c::TRACE_ID.to_owned()];
+    keys.extend(by.iter().map(|o| o.column.clone()));
+    let mut aggregates = Vec::new();
+    let l = scalar(lhs, &mut aggregates)?;
+    let r = scalar(rhs, &mut aggregates)?;
     let cmp = field::comparison(op)
         .filter(|o| !matches!(o, Operator::RegexMatch | Operator::RegexNotMatch))
         .ok_or_else(|| CompileError::new(format!("{op:?} is not a comparison of numbers")))?;
-    let names: Vec<String> = (0..windows.len()).map(|i| format!("__agg_{i}")).collect();
-    let filtered = LogicalPlanBuilder::from(plan)
-        .window(windows)
+    let group_names: Vec<String> = (0..keys.len()).map(|i| format!("__group_{i}")).collect();
+    let groups = LogicalPlanBuilder::from(plan.clone())
+        .aggregate(keys.iter().zip(&group_names).map(|(k, name)| col(k.as_str()).alias(name)), aggregates)
         .and_then(|b| b.filter(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), cmp, Box::new(r)))))
+        .and_then(|b| b.project(group_names.iter().map(|name| col(name.as_str()))))
+        .and_then(|b| b.alias("__groups"))
         .and_then(|b| b.build())
         .map_err(df)?;
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    columns_except(filtered, &names)
+    let left_keys = keys
+        .iter()
+        .map(|k| plan.schema().qualified_field_with_unqualified_name(k).map(Column::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(df)?;
+    let right_keys: Vec<Column> = group_names.iter().map(|name| Column::new(Some("__groups"), name)).collect();
+    LogicalPlanBuilder::from(plan)
+        .join_detailed(groups, JoinType::LeftSemi, (left_keys, right_keys), None, NullEquality::NullEqualsNull)
+        .and_then(|b| b.build())
+        .map_err(df)
 }
 
-fn scalar(expr: &ScalarExpr, partition: &[Expr], windows: &mut Vec<Expr>) -> Result<Expr, CompileError> {
+fn scalar(expr: &ScalarExpr, aggregates: &mut Vec<Expr>) -> Result<Expr, CompileError> {
     match expr {
         ScalarExpr::Static { value, .. } => field::value(&FieldExpr::Static { value: value.clone(), pos: Default::default() }, None).map(|(e, _)| e),
         ScalarExpr::Binary { op, lhs, rhs, .. } => {
-            let l = scalar(lhs, partition, windows)?;
-            let r = scalar(rhs, partition, windows)?;
+            let l = scalar(lhs, aggregates)?;
+            let r = scalar(rhs, aggregates)?;
             let df_op = field::arithmetic(*op).ok_or_else(|| CompileError::new(format!("{op:?} is not arithmetic")))?;
             Ok(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), df_op, Box::new(r))))
         }
@@ -130,10 +142,8 @@ fn scalar(expr: &ScalarExpr, partition: &[Expr], windows: &mut Vec<Expr>) -> Res
                 AggregateOp::Max => (max_udaf(), value()?),
                 AggregateOp::Sum => (sum_udaf(), value()?),
             };
-            // The aggregate over each spanset, kept on every span of it.
-            let window = Expr::from(WindowFunction::new(WindowFunctionDefinition::AggregateUDF(function), vec![arg]));
-            let name = format!("__agg_{}", windows.len());
-            windows.push(window.partition_by(partition.to_vec()).build().map_err(df)?.alias(&name));
+            let name = format!("__agg_{}", aggregates.len());
+            aggregates.push(function.call(vec![arg]).alias(&name));
             Ok(col(name))
         }
     }
