@@ -332,8 +332,17 @@ pub async fn execute_search(
 pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<SearchParams>) -> Result<Response> {
     let tenant = state.tenant(&headers)?;
     let request = p.request()?;
+    let started = std::time::Instant::now();
     let (result, blocks, bytes) = execute_search(&state, &tenant, &p.query()?, &request, SearchScope::All).await?;
+    let searched = started.elapsed();
     let body = search_response_json(&result, blocks, bytes);
+    tracing::debug!(
+        traces = result.traces.len(),
+        search_ms = searched.as_secs_f64() * 1e3,
+        encode_ms = (started.elapsed() - searched).as_secs_f64() * 1e3,
+        bytes = body.len(),
+        "search answered"
+    );
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
