@@ -92,16 +92,17 @@ pub async fn query_range(ctx: &SessionContext, query: &Query, request: &MetricsR
         return Err(CompileError::new("compare() is not supported yet").into());
     }
     let spans = ctx.table_provider("spans").await?;
+    // Metrics count spans that start inside the range. That implies their
+    // trace overlaps it, so search's whole-trace time filter (which reads
+    // two more columns for every span and prunes nothing) is left out.
     let search = SearchRequest {
         limit: usize::MAX,
         spans_per_spanset: 0,
-        start_unix_nano: Some(request.start),
-        end_unix_nano: Some(request.end - 1),
+        start_unix_nano: None,
+        end_unix_nano: None,
         min_trace_duration: None,
         max_trace_duration: None,
     };
-    // Search keeps whole traces overlapping the range; metrics count spans
-    // that start inside it.
     let in_range = col(c::START_UNIX_NANO).gt_eq(lit(request.start)).and(col(c::START_UNIX_NANO).lt(lit(request.end)));
     let matched = LogicalPlanBuilder::from(plan_search(&selection, spans, &search)?.plan).filter(in_range)?.build()?;
 
