@@ -17,6 +17,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use uuid::Uuid;
 
 use super::meta::{BlockMeta, LiveBlock};
@@ -164,6 +165,27 @@ const BYTE_STREAM_SPLIT_COLUMNS: [&str; 6] = [
     col::CHILD_COUNT,
 ];
 
+/// Rows per data page. A trace lookup decompresses and decodes the whole
+/// page of every column that holds the trace, so pages are kept smaller than
+/// arrow-rs' 20 000 rows: on `small` 8192 cut the CPU of a one-block lookup by
+/// about a third for 1.9 bytes/span (page headers, shorter zstd frames),
+/// which [`STRING_MAP_ZSTD_LEVEL`] wins back.
+const DATA_PAGE_ROWS: usize = 8192;
+
+/// Least zstd level of the string attribute maps, the largest compressible
+/// columns: their values repeat over long distances (a resource's
+/// attributes on each of its spans), which level 6 finds and 3 does not.
+/// On `small`: 1.2 bytes/span less for about 8% more block-writing CPU.
+const STRING_MAP_ZSTD_LEVEL: i32 = 6;
+
+/// The leaf columns (keys and values) of the string attribute maps.
+fn string_map_leaves() -> Vec<ColumnPath> {
+    [col::SPAN_ATTRS, col::RESOURCE_ATTRS]
+        .iter()
+        .flat_map(|prefix| ["keys", "values"].map(|leaf| ColumnPath::new(vec![format!("{prefix}_str"), "entries".into(), leaf.into()])))
+        .collect()
+}
+
 /// Parquet writer settings for blocks.
 fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterProperties> {
     let rows_per_group = config.row_group_size.max(1) as u64;
@@ -173,10 +195,15 @@ fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterPro
             .set_column_dictionary_enabled(column.into(), false)
             .set_column_encoding(column.into(), Encoding::BYTE_STREAM_SPLIT);
     }
+    let string_map_level = ZstdLevel::try_new(config.zstd_level.max(STRING_MAP_ZSTD_LEVEL))?;
+    for leaf in string_map_leaves() {
+        builder = builder.set_column_compression(leaf, Compression::ZSTD(string_map_level));
+    }
     Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(config.zstd_level)?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(DATA_PAGE_ROWS)
         .set_max_row_group_row_count(Some(config.row_group_size.max(1)))
         .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
         .set_column_bloom_filter_enabled(col::TRACE_ID.into(), true)
@@ -284,6 +311,19 @@ mod tests {
         vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() }]
     }
 
+    #[test]
+    fn string_maps_get_at_least_their_zstd_level_and_pages_are_small() {
+        let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
+        let properties = |level| writer_properties(&BlockConfig { zstd_level: level, ..BlockConfig::default() }, 10).unwrap();
+        let (default, strong) = (properties(3), properties(9));
+        for leaf in string_map_leaves() {
+            assert_eq!(default.compression(&leaf), zstd(STRING_MAP_ZSTD_LEVEL), "{leaf}");
+            assert_eq!(strong.compression(&leaf), zstd(9), "a higher configured level wins: {leaf}");
+        }
+        assert_eq!(default.compression(&ColumnPath::from(col::NAME)), zstd(3));
+        assert_eq!(default.data_page_row_count_limit(), DATA_PAGE_ROWS);
+    }
+
     #[tokio::test]
     async fn block_pins_its_encodings_and_reads_back_unchanged() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -305,6 +345,9 @@ mod tests {
         assert!(chunk(col::TRACE_ID).bloom_filter_offset().is_some(), "trace_id has a bloom filter");
         assert!(chunk(col::TRACE_ID).encodings().all(|e| e != Encoding::RLE_DICTIONARY), "random ids: no dictionary");
         assert!(row_group.column(0).offset_index_offset().is_some(), "page index written");
+        for leaf in string_map_leaves() {
+            assert!(matches!(chunk(&leaf.string()).compression(), Compression::ZSTD(_)), "{leaf} exists and is zstd");
+        }
 
         let read: Vec<RecordBatch> =
             ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
