@@ -4,10 +4,11 @@
 //! spanset (Tempo's `/api/search` semantics).
 //!
 //! One streaming pass collects the matched traces when there are at most
-//! `limit` of them (the common case). Beyond that, two passes over the same
-//! plan: the first picks the `limit` most recent matching traces (an
-//! aggregate + top-k, so memory does not grow with the number of matches),
-//! the second fetches the matched spans of those traces.
+//! `limit` of them (the common case; see `one_pass_suits` for the plans it
+//! is tried on). Otherwise two passes over the same plan: the first picks
+//! the `limit` most recent matching traces (an aggregate + top-k, so memory
+//! does not grow with the number of matches), the second fetches the
+//! matched spans of those traces.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,7 +152,7 @@ pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest
     let plan = plan_search(query, spans, request)?;
     // Most searches match no more traces than `limit`: one streaming pass
     // collects them all and gives up as soon as more traces turn up.
-    if one_pass_suits(&plan.plan)? {
+    if one_pass_suits(&plan.plan, request.limit)? {
         let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
         if collector.collect(ctx, matched_spans_plan(&plan, None)?, Some(request.limit)).await? {
             return Ok(collector.finish());
@@ -167,18 +168,26 @@ pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest
     Ok(collector.finish())
 }
 
+/// From this `limit` on, a plan with windows or aggregates is run in one
+/// pass: the second pass of two filters by the chosen trace ids, which is
+/// cheap for a few hundred ids but costs more than a whole wide pass for
+/// thousands (measured on `small`: 11.7k ids, ~600 CPU-ms, one pass ~330).
+const ONE_PASS_MIN_LIMIT_WITH_AGGREGATES: usize = 500;
+
 /// Whether one pass that carries every result column through `plan` is
-/// cheaper than a narrow first pass plus a fetch of the chosen traces. Not
-/// when a filter reads a nested column (an attribute map): the Parquet
-/// reader cannot evaluate it while decoding, so every result column would be
-/// decoded for every span. Nor when the plan has per-trace windows or
-/// aggregates (`count()`, `avg()`, `by()`): they would sort and buffer every
-/// result column, while a filter on the chosen trace ids passes below them.
-fn one_pass_suits(plan: &LogicalPlan) -> Result<bool, SearchError> {
+/// cheaper than a narrow first pass plus a fetch of the chosen traces.
+///
+/// Not when a filter reads a nested column (an attribute map): the Parquet
+/// reader cannot evaluate it while decoding, so every result column would
+/// be decoded for every span. Nor, for small limits, when the plan has
+/// windows or aggregates (`count()`, `avg()`, events): they consume all
+/// their input before the first row, so a one-pass attempt that finds more
+/// than `limit` traces would have done a whole wide evaluation in vain.
+fn one_pass_suits(plan: &LogicalPlan, limit: usize) -> Result<bool, SearchError> {
     let mut suits = true;
     plan.apply(|node| {
         suits = match node {
-            LogicalPlan::Window(_) | LogicalPlan::Aggregate(_) => false,
+            LogicalPlan::Window(_) | LogicalPlan::Aggregate(_) => limit >= ONE_PASS_MIN_LIMIT_WITH_AGGREGATES,
             LogicalPlan::Filter(filter) => {
                 let schema = filter.input.schema();
                 !filter.predicate.column_refs().into_iter().any(|column| {
@@ -492,13 +501,16 @@ mod tests {
     fn one_pass_only_for_plans_the_parquet_reader_filters() {
         let scan = || table_scan(Some("spans"), &span_schema(), None).unwrap();
         let on_kind = scan().filter(col(c::KIND).eq(lit(3i8))).unwrap().build().unwrap();
-        assert!(one_pass_suits(&on_kind).unwrap());
+        assert!(one_pass_suits(&on_kind, 20).unwrap());
         let on_map = scan().filter(col("span_attrs_str").is_not_null()).unwrap().build().unwrap();
-        assert!(!one_pass_suits(&on_map).unwrap());
+        assert!(!one_pass_suits(&on_map, 20).unwrap());
+        assert!(!one_pass_suits(&on_map, 100_000).unwrap());
         // Found below other operators too.
         let below_projection = LogicalPlanBuilder::from(on_map).project(vec![col(c::TRACE_ID)]).unwrap().build().unwrap();
-        assert!(!one_pass_suits(&below_projection).unwrap());
+        assert!(!one_pass_suits(&below_projection, 100_000).unwrap());
+        // Aggregates: two passes for small limits only.
         let aggregate = most_recent_traces_plan(&on_kind, 10).unwrap();
-        assert!(!one_pass_suits(&aggregate).unwrap());
+        assert!(!one_pass_suits(&aggregate, 20).unwrap());
+        assert!(one_pass_suits(&aggregate, ONE_PASS_MIN_LIMIT_WITH_AGGREGATES).unwrap());
     }
 }

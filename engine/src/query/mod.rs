@@ -97,6 +97,10 @@ impl QueryEngine {
         // re-alias `spans.x AS x` next to map field access (an "ambiguous
         // field" schema error on TraceQL `by()` plans); off until fixed upstream.
         config.options_mut().optimizer.enable_leaf_expression_pushdown = false;
+        // The table has no row statistics, so DataFusion would hash-repartition
+        // both join inputs; building the (filtered) left side once and
+        // streaming the right side through it avoids copying every probe row.
+        config.options_mut().optimizer.repartition_joins = false;
         config
     }
 
