@@ -66,7 +66,7 @@ pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: 
     let Some((row_groups, selection)) = trace_pages(metadata.metadata(), trace_id)? else {
         return Ok(Vec::new());
     };
-    let mask = ProjectionMask::leaves(metadata.parquet_schema(), [column_index(col::TRACE_ID)]);
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), [column_index(col::TRACE_ID)]);
     let id = trace_id_scalar(trace_id)?;
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| eq(batch.column(0), &id));
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
