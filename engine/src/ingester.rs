@@ -123,6 +123,9 @@ pub struct Ingester {
     tenants: Mutex<HashMap<String, Arc<Mutex<TenantState>>>>,
     next_seq: AtomicU64,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Woken when a head reaches `max_block_bytes`, so the flush loop cuts
+    /// it at once instead of at its next tick.
+    head_full: tokio::sync::Notify,
     /// Held (write) while a flushed head is swapped for its block, and (read)
     /// by queries taking a snapshot, so no query sees a span in both or neither.
     publish: parking_lot::RwLock<()>,
@@ -192,6 +195,7 @@ impl Ingester {
             tenants: Mutex::new(tenants),
             next_seq: AtomicU64::new(next_seq),
             flush_lock: tokio::sync::Mutex::new(()),
+            head_full: tokio::sync::Notify::new(),
             publish: parking_lot::RwLock::new(()),
             stopping: AtomicBool::new(false),
         })
@@ -267,6 +271,9 @@ impl Ingester {
         };
         let sync = head.segment.sync();
         head.push(batch, false);
+        if head.bytes as u64 >= self.config.max_block_bytes {
+            self.head_full.notify_one();
+        }
         state.generation += 1;
         Ok((sync, end))
     }
@@ -381,7 +388,10 @@ impl Ingester {
             return Ok(());
         }
         let now = Instant::now();
-        let live: HashSet<[u8; 16]> = if force {
+        // A head cut for size before `trace_idle_period` has passed holds
+        // only live traces: carrying them would copy the whole head.
+        let young = head.created.elapsed() < self.config.trace_idle_period;
+        let live: HashSet<[u8; 16]> = if force || young {
             HashSet::new()
         } else {
             head.traces
@@ -456,7 +466,10 @@ impl Ingester {
             let mut tick = tokio::time::interval(this.config.flush_check_period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = this.head_full.notified() => {}
+                }
                 if this.stopping.load(Ordering::SeqCst) {
                     break;
                 }

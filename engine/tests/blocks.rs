@@ -189,3 +189,17 @@ async fn replayed_segments_of_a_tenant_become_one_deduplicated_block() {
     assert_eq!(span_count(&engine, "t1").await, 2);
     assert!(std::fs::read_dir(&wal).unwrap().next().is_none(), "both segments deleted");
 }
+
+#[tokio::test]
+async fn a_head_full_before_the_idle_period_is_cut_whole_not_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let ingester = IngesterConfig { max_block_bytes: 1, trace_idle_period: Duration::from_secs(3600), ..ingester };
+    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    append(&engine, "t1", spans(3, &[(1, None), (2, Some(1))])).await;
+    // Not forced: due for size alone, with its only trace still live.
+    engine.ingester.flush(false).await.unwrap();
+    assert_eq!(engine.catalog.blocks("t1").len(), 1);
+    assert!(engine.ingester.unflushed_batches("t1").is_empty(), "nothing carried into a new head");
+    assert_eq!(span_names(&engine, "t1", 3).await, ["span-1", "span-2"]);
+}
