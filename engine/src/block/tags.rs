@@ -3,6 +3,7 @@
 //! block and held in memory by the catalog, so tag autocomplete answers
 //! from memory instead of scanning spans.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StructArray};
@@ -32,17 +33,21 @@ pub struct TagValues {
 }
 
 impl TagValues {
-    fn insert(&mut self, ty: &str, value: String) {
+    fn insert(&mut self, ty: &str, value: &str) {
+        // Most values are already known: look before allocating.
+        match self.values.get(ty) {
+            Some(set) if set.contains(value) => return,
+            // Full: every new value is refused.
+            Some(_) if self.truncated => return,
+            _ => {}
+        }
         let count: usize = self.values.values().map(BTreeSet::len).sum();
         let set = self.values.entry(ty.to_owned()).or_default();
-        if set.contains(&value) {
-            return;
-        }
         if count >= MAX_VALUES_PER_TAG {
             self.truncated = true;
             return;
         }
-        set.insert(value);
+        set.insert(value.to_owned());
     }
 }
 
@@ -62,22 +67,30 @@ fn typed_suffix(suffix: &str) -> Option<&'static str> {
     }
 }
 
-fn render(values: &ArrayRef, i: usize) -> Option<String> {
+fn render(values: &ArrayRef, i: usize) -> Option<Cow<'_, str>> {
     if values.is_null(i) {
         return None;
     }
     Some(match values.data_type() {
-        DataType::Utf8 => values.as_string::<i32>().value(i).to_owned(),
-        DataType::Int64 => values.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::Float64 => values.as_primitive::<Float64Type>().value(i).to_string(),
-        DataType::Boolean => values.as_boolean().value(i).to_string(),
+        DataType::Utf8 => Cow::Borrowed(values.as_string::<i32>().value(i)),
+        DataType::Int64 => Cow::Owned(values.as_primitive::<Int64Type>().value(i).to_string()),
+        DataType::Float64 => Cow::Owned(values.as_primitive::<Float64Type>().value(i).to_string()),
+        DataType::Boolean => Cow::Owned(values.as_boolean().value(i).to_string()),
         _ => return None,
     })
 }
 
 impl TagSummary {
     fn tag(&mut self, scope: &str, name: &str) -> &mut TagValues {
-        self.scopes.entry(scope.to_owned()).or_default().entry(name.to_owned()).or_default()
+        // Called for every value: allocate the keys only when new.
+        if !self.scopes.contains_key(scope) {
+            self.scopes.insert(scope.to_owned(), BTreeMap::new());
+        }
+        let tags = self.scopes.get_mut(scope).expect("inserted above");
+        if !tags.contains_key(name) {
+            tags.insert(name.to_owned(), TagValues::default());
+        }
+        tags.get_mut(name).expect("inserted above")
     }
 
     /// Adds every entry of a map column (only the rows `range` of it).
@@ -89,7 +102,7 @@ impl TagSummary {
         for i in start..end {
             let tag = self.tag(scope, keys.value(i));
             if let (Some(ty), Some(v)) = (typed_suffix(suffix), render(values, i)) {
-                tag.insert(ty, v);
+                tag.insert(ty, &v);
             }
         }
     }
@@ -106,7 +119,7 @@ impl TagSummary {
         let strings = column.as_string::<i32>();
         for i in 0..strings.len() {
             if !strings.is_null(i) {
-                self.tag(scope, name).insert(ty, strings.value(i).to_owned());
+                self.tag(scope, name).insert(ty, strings.value(i));
             }
         }
     }
@@ -130,7 +143,7 @@ impl TagSummary {
             for i in 0..values.len() {
                 if let Some(v) = render(values, i) {
                     let ty = if values.data_type() == &DataType::Int64 { "int" } else { "string" };
-                    summary.tag(scope, d.key).insert(ty, v);
+                    summary.tag(scope, d.key).insert(ty, &v);
                 }
             }
         }
@@ -155,13 +168,13 @@ impl TagSummary {
         let status = column(col::STATUS_CODE).as_primitive::<Int8Type>();
         for i in 0..status.len() {
             let name = ["unset", "ok", "error"].get(status.value(i) as usize).copied().unwrap_or("unset");
-            summary.tag(SCOPE_INTRINSIC, "status").insert("keyword", name.to_owned());
+            summary.tag(SCOPE_INTRINSIC, "status").insert("keyword", name);
         }
         let kind = column(col::KIND).as_primitive::<Int8Type>();
         for i in 0..kind.len() {
             let names = ["unspecified", "internal", "server", "client", "producer", "consumer"];
             let name = names.get(kind.value(i) as usize).copied().unwrap_or("unspecified");
-            summary.tag(SCOPE_INTRINSIC, "kind").insert("keyword", name.to_owned());
+            summary.tag(SCOPE_INTRINSIC, "kind").insert("keyword", name);
         }
         Ok(summary)
     }
@@ -174,7 +187,7 @@ impl TagSummary {
                 mine.truncated |= values.truncated;
                 for (ty, set) in &values.values {
                     for v in set {
-                        mine.insert(ty, v.clone());
+                        mine.insert(ty, v);
                     }
                 }
             }
@@ -193,6 +206,21 @@ mod tests {
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    }
+
+    #[test]
+    fn values_beyond_the_cap_are_refused_and_mark_the_tag_truncated() {
+        let mut tag = TagValues::default();
+        for i in 0..MAX_VALUES_PER_TAG {
+            tag.insert("int", &i.to_string());
+        }
+        tag.insert("int", "0");
+        assert!(!tag.truncated, "a known value is not a new one");
+        tag.insert("int", "new");
+        tag.insert("string", "other type");
+        assert!(tag.truncated);
+        assert_eq!(tag.values["int"].len(), MAX_VALUES_PER_TAG);
+        assert!(tag.values["string"].is_empty());
     }
 
     #[test]
