@@ -150,7 +150,7 @@ impl Default for IngesterConfig {
             max_block_bytes: 64 * 1024 * 1024,
             trace_idle_period: Duration::from_secs(5),
             flush_check_period: Duration::from_secs(1),
-            max_unflushed_bytes: 1024 * 1024 * 1024,
+            max_unflushed_bytes: 256 * 1024 * 1024,
         }
     }
 }
