@@ -4,7 +4,7 @@
 //! from memory instead of scanning spans.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
@@ -99,11 +99,20 @@ impl TagSummary {
         let values = map.values();
         let offsets = map.value_offsets();
         let (start, end) = (offsets[0] as usize, offsets[map.len()] as usize);
+        // Resource and scope attributes repeat on every span: each distinct
+        // entry goes through the summary's ordered maps once.
+        let mut seen: HashSet<(&str, Option<Cow<'_, str>>)> = HashSet::new();
+        let ty = typed_suffix(suffix);
         for i in start..end {
-            let tag = self.tag(scope, keys.value(i));
-            if let (Some(ty), Some(v)) = (typed_suffix(suffix), render(values, i)) {
-                tag.insert(ty, &v);
+            let entry = (keys.value(i), ty.and(render(values, i)));
+            if seen.contains(&entry) {
+                continue;
             }
+            let tag = self.tag(scope, entry.0);
+            if let (Some(ty), Some(v)) = (ty, &entry.1) {
+                tag.insert(ty, v);
+            }
+            seen.insert(entry);
         }
     }
 
