@@ -186,6 +186,15 @@ fn string_map_leaves() -> Vec<ColumnPath> {
         .collect()
 }
 
+/// Leaf columns inside maps, lists and structs. They keep row-group
+/// statistics but get no page-level ones: DataFusion prunes pages by
+/// top-level columns only, and their page index entries (64-byte min/max
+/// values per page of every key and value leaf) were a third of the footer.
+fn nested_leaves() -> Result<Vec<ColumnPath>> {
+    let descriptor = parquet::arrow::ArrowSchemaConverter::new().convert(&span_schema())?;
+    Ok(descriptor.columns().iter().map(|c| c.path().clone()).filter(|path| path.parts().len() > 1).collect())
+}
+
 /// Parquet writer settings for blocks.
 fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterProperties> {
     let rows_per_group = config.row_group_size.max(1) as u64;
@@ -198,6 +207,9 @@ fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterPro
     let string_map_level = ZstdLevel::try_new(config.zstd_level.max(STRING_MAP_ZSTD_LEVEL))?;
     for leaf in string_map_leaves() {
         builder = builder.set_column_compression(leaf, Compression::ZSTD(string_map_level));
+    }
+    for leaf in nested_leaves()? {
+        builder = builder.set_column_statistics_enabled(leaf, EnabledStatistics::Chunk);
     }
     Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(config.zstd_level)?))
@@ -322,6 +334,9 @@ mod tests {
         }
         assert_eq!(default.compression(&ColumnPath::from(col::NAME)), zstd(3));
         assert_eq!(default.data_page_row_count_limit(), DATA_PAGE_ROWS);
+        let map_key = ColumnPath::new(vec!["span_attrs_str".into(), "entries".into(), "keys".into()]);
+        assert_eq!(default.statistics_enabled(&map_key), EnabledStatistics::Chunk, "no page statistics inside maps");
+        assert_eq!(default.statistics_enabled(&ColumnPath::from(col::NAME)), EnabledStatistics::Page);
     }
 
     #[tokio::test]
