@@ -4,10 +4,11 @@
 //! from memory instead of scanning spans.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
+use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -126,9 +127,12 @@ impl TagSummary {
 
     fn add_strings(&mut self, scope: &str, name: &str, ty: &str, column: &ArrayRef) {
         let strings = column.as_string::<i32>();
-        for i in 0..strings.len() {
-            if !strings.is_null(i) {
-                self.tag(scope, name).insert(ty, strings.value(i));
+        // Few distinct values repeat on many spans: each goes through the
+        // summary's ordered maps once.
+        let mut seen: HashSet<&str> = HashSet::new();
+        for value in strings.iter().flatten() {
+            if seen.insert(value) {
+                self.tag(scope, name).insert(ty, value);
             }
         }
     }
