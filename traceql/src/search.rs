@@ -270,8 +270,8 @@ struct TraceBuilder {
     root_trace_name: Option<String>,
     start: i64,
     end: i64,
-    /// by() values → spans
-    spansets: BTreeMap<Vec<Option<String>>, SpansetBuilder>,
+    /// by() values and their spans.
+    spansets: Vec<(Vec<Option<String>>, SpansetBuilder)>,
     service_stats: BTreeMap<String, ServiceStats>,
 }
 
@@ -286,8 +286,12 @@ struct TraceCollector<'a> {
     inspected_spans: u64,
 }
 
+fn str_at(a: &StringArray, i: usize) -> Option<&str> {
+    (!a.is_null(i)).then(|| a.value(i))
+}
+
 fn opt_str(a: &StringArray, i: usize) -> Option<String> {
-    (!a.is_null(i)).then(|| a.value(i).to_owned())
+    str_at(a, i).map(str::to_owned)
 }
 
 impl<'a> TraceCollector<'a> {
@@ -322,7 +326,7 @@ impl<'a> TraceCollector<'a> {
                 root_trace_name: None,
                 start: t_start,
                 end: t_end,
-                spansets: BTreeMap::new(),
+                spansets: Vec::new(),
                 service_stats: BTreeMap::new(),
             });
             self.traces.len() - 1
@@ -365,7 +369,7 @@ impl<'a> TraceCollector<'a> {
             if trace.root_trace_name.is_none() {
                 trace.root_trace_name = opt_str(root_name, row);
             }
-            let service_name = if service.is_null(row) { "" } else { service.value(row) };
+            let service_name = str_at(service, row).unwrap_or_default();
             let stats = match trace.service_stats.get_mut(service_name) {
                 Some(stats) => stats,
                 None => trace.service_stats.entry(service_name.to_owned()).or_default(),
@@ -374,8 +378,16 @@ impl<'a> TraceCollector<'a> {
             if status.value(row) == 2 {
                 stats.error_count += 1;
             }
-            let key: Vec<Option<String>> = by_columns.iter().map(|a| opt_str(a, row)).collect();
-            let spanset = trace.spansets.entry(key).or_default();
+            // A trace has few spansets: find this row's by borrowed values and
+            // copy the values only for a new one.
+            let same_key = |key: &[Option<String>]| key.iter().zip(by_columns.iter()).all(|(k, a)| k.as_deref() == str_at(a, row));
+            let spanset = match trace.spansets.iter().position(|(key, _)| same_key(key)) {
+                Some(existing) => &mut trace.spansets[existing].1,
+                None => {
+                    trace.spansets.push((by_columns.iter().map(|a| opt_str(a, row)).collect(), SpansetBuilder::default()));
+                    &mut trace.spansets.last_mut().expect("just pushed").1
+                }
+            };
             let span_id: [u8; 8] = span_id.value(row).try_into().unwrap_or_default();
             if !spanset.matched.insert(span_id) {
                 continue;
@@ -429,6 +441,11 @@ impl<'a> TraceCollector<'a> {
         let plan = self.plan;
         let traces: Vec<TraceSummary> = traces
             .into_iter()
+            .map(|mut trace| {
+                // Spansets in the order of their by() values, whatever order rows came in.
+                trace.spansets.sort_by(|a, b| a.0.cmp(&b.0));
+                trace
+            })
             .map(|trace| TraceSummary {
                 trace_id: trace.trace_id,
                 root_service_name: trace.root_service_name,
