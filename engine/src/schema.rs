@@ -8,6 +8,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 
 /// Version of [`span_schema`], recorded in every block's meta. 2 added
 /// typed instrumentation-scope attribute maps and `child_count`.
@@ -242,6 +243,23 @@ pub fn span_schema() -> SchemaRef {
 /// a programming error (names come from [`col`]).
 pub fn column_index(name: &str) -> usize {
     SPAN_SCHEMA.index_of(name).unwrap_or_else(|_| panic!("span schema has no column {name}"))
+}
+
+/// Rebuilds a batch of an older span schema (WAL segments, blocks) in the
+/// current one: missing nullable columns become nulls.
+pub fn adapt_to_span_schema(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+    let schema = span_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => Ok(c.clone()),
+            Some(c) => Err(format!("column {} is {} (now {})", field.name(), c.data_type(), field.data_type())),
+            None if field.is_nullable() => Ok(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
+            None => Err(format!("column {} is missing", field.name())),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

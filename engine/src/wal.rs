@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::config::FsyncPolicy;
 use crate::error::{Error, Result};
-use crate::schema::span_schema;
+use crate::schema::{adapt_to_span_schema, span_schema};
 
 const SEGMENT_SUFFIX: &str = ".arrow";
 
@@ -154,22 +154,6 @@ pub struct ReplayedSegment {
     pub seq: u64,
     pub path: PathBuf,
     pub batches: Vec<RecordBatch>,
-}
-
-/// Rebuilds a batch of an older span schema in the current one.
-fn adapt_to_span_schema(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
-    let schema = span_schema();
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
-            Some(c) if c.data_type() == field.data_type() => Ok(c.clone()),
-            Some(c) => Err(format!("column {} is {} (now {})", field.name(), c.data_type(), field.data_type())),
-            None if field.is_nullable() => Ok(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
-            None => Err(format!("column {} is missing", field.name())),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
 /// Reads every segment under `wal_dir` (`<tenant>/<seq>.arrow`), oldest first.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, Scalar};
 use arrow::compute::kernels::cmp::eq;
+use arrow::datatypes::Schema;
 use bytes::Bytes;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -33,7 +34,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::block::LiveBlock;
 use crate::error::{Error, Result};
-use crate::schema::{col, column_index, span_schema};
+use crate::schema::{adapt_to_span_schema, col, column_index};
 use crate::storage::Layout;
 
 /// Rows decoded per batch: a trace rarely has more spans.
@@ -60,13 +61,13 @@ pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: 
     let mut reader = BlockReader { files: files.clone(), object };
     // The whole page index: the column index prunes trace_id pages, the
     // offset index of every column lets the reader skip the others' pages.
-    let options =
-        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional).with_schema(span_schema());
+    // The file's own schema: blocks of an older schema version are adapted below.
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let metadata = ArrowReaderMetadata::load_async(&mut reader, options).await?;
-    let Some((row_groups, selection)) = trace_pages(metadata.metadata(), trace_id)? else {
+    let Some((row_groups, selection)) = trace_pages(metadata.metadata(), metadata.schema(), trace_id)? else {
         return Ok(Vec::new());
     };
-    let mask = ProjectionMask::roots(metadata.parquet_schema(), [column_index(col::TRACE_ID)]);
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), [metadata.schema().index_of(col::TRACE_ID)?]);
     let id = trace_id_scalar(trace_id)?;
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| eq(batch.column(0), &id));
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
@@ -76,7 +77,8 @@ pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: 
     if let Some(selection) = selection {
         builder = builder.with_row_selection(selection);
     }
-    Ok(builder.build()?.try_collect().await?)
+    let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
+    batches.iter().map(|b| adapt_to_span_schema(b).map_err(|e| Error::internal(format!("block {}: {e}", block.meta.block_id)))).collect()
 }
 
 /// Where trace lookups read blocks: the store and the runtime's metadata cache.
@@ -132,9 +134,12 @@ fn trace_id_scalar(trace_id: &[u8; 16]) -> Result<Scalar<FixedSizeBinaryArray>> 
 /// Row groups and pages whose `trace_id` range holds `trace_id`: the row
 /// groups to read and, when the file has a page index, the rows of the
 /// matching pages inside them. `None` when no row group can hold the trace.
-fn trace_pages(metadata: &ParquetMetaData, trace_id: &[u8; 16]) -> Result<Option<(Vec<usize>, Option<RowSelection>)>> {
-    let schema = span_schema();
-    let converter = StatisticsConverter::try_new(col::TRACE_ID, &schema, metadata.file_metadata().schema_descr())?;
+fn trace_pages(
+    metadata: &ParquetMetaData,
+    schema: &Schema,
+    trace_id: &[u8; 16],
+) -> Result<Option<(Vec<usize>, Option<RowSelection>)>> {
+    let converter = StatisticsConverter::try_new(col::TRACE_ID, schema, metadata.file_metadata().schema_descr())?;
     let holds = |mins: &dyn Array, maxes: &dyn Array| -> Result<BooleanArray> {
         let (mins, maxes) = (fixed_size_binary(mins)?, fixed_size_binary(maxes)?);
         // A missing statistic cannot rule a row group or page out.
@@ -184,6 +189,7 @@ mod tests {
 
     use super::*;
     use crate::block::{prepare_block, write_block};
+    use crate::schema::span_schema;
     use crate::config::BlockConfig;
     use crate::convert::resource_spans_to_batch;
 
@@ -228,11 +234,11 @@ mod tests {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
         let metadata = ArrowReaderMetadata::load(&bytes::Bytes::from(file), options).unwrap();
 
-        let (row_groups, selection) = trace_pages(metadata.metadata(), &[5; 16]).unwrap().unwrap();
+        let (row_groups, selection) = trace_pages(metadata.metadata(), metadata.schema(), &[5; 16]).unwrap().unwrap();
         assert_eq!(row_groups, [1]);
         let selectors: Vec<RowSelector> = selection.unwrap().into();
         assert_eq!(selectors, [RowSelector::skip(3), RowSelector::select(3), RowSelector::skip(3)]);
-        assert!(trace_pages(metadata.metadata(), &[9; 16]).unwrap().is_none(), "above every row group");
+        assert!(trace_pages(metadata.metadata(), metadata.schema(), &[9; 16]).unwrap().is_none(), "above every row group");
     }
 
     #[tokio::test]
@@ -250,6 +256,30 @@ mod tests {
         assert!(metadata_cache.get(&path).is_some(), "footer cached for the next lookup");
         assert!(block_rows(&files, &block, &[4; 16]).await.unwrap().iter().all(|b| b.num_rows() == 3));
         assert!(names(&block_rows(&files, &block, &[7; 16]).await.unwrap()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn blocks_of_an_older_schema_are_adapted() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let layout = Layout::new("");
+        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &traces(3), Vec::new()).await.unwrap();
+        // The same spans without a column that a later schema version added.
+        let current = traces(3);
+        let old = current.project(&(0..current.num_columns()).filter(|&i| i != column_index(col::CHILD_COUNT)).collect::<Vec<_>>()).unwrap();
+        let mut file = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut file, old.schema(), None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+        let mut block = block;
+        block.meta.size_bytes = file.len() as u64;
+        store.put(&layout.data("t", block.meta.block_id), file.into()).await.unwrap();
+        let metadata_cache = RuntimeEnvBuilder::new().build().unwrap().cache_manager.get_file_metadata_cache();
+        let files = BlockFiles { store, layout, metadata_cache };
+
+        let rows = block_rows(&files, &block, &[2; 16]).await.unwrap();
+        assert_eq!(names(&rows), ["t2s0", "t2s1", "t2s2"]);
+        assert_eq!(rows[0].schema(), span_schema());
+        assert_eq!(rows[0].column(column_index(col::CHILD_COUNT)).null_count(), 3, "the missing column reads as nulls");
     }
 
     #[test]

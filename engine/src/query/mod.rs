@@ -179,7 +179,7 @@ impl QueryEngine {
             .try_collect()
             .await?;
         batches.extend(from_blocks.into_iter().flatten());
-        if batches.is_empty() {
+        if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(None);
         }
         let spans = dedupe_spans(&batches)?;
