@@ -99,6 +99,7 @@ async fn rate_count_quantile_and_instant() {
         (vec![("q", "{ } | rate()"), ("start", end.as_str()), ("end", start.as_str())], "start after end"),
         (vec![("q", "{ } | rate()"), ("start", start.as_str()), ("end", end.as_str()), ("step", "soon")], "bad step"),
         (vec![("q", "{ } | rate()"), ("start", "then"), ("end", end.as_str())], "bad start"),
+        (vec![("q", "{ } | rate()"), ("start", start.as_str()), ("end", "10000000000")], "end beyond 2262"),
         (vec![("q", "{ . }")], "bad TraceQL"),
     ] {
         let (status, body) = get(&server, "/api/metrics/query_range", &params).await;

@@ -32,8 +32,14 @@ fn parse_time(name: &str, text: &str) -> Result<i64> {
         if n < 0 {
             return Err(Error::bad_request(format!("invalid {name} {text:?}: before 1970")));
         }
-        // Seconds until the year 5138; anything larger is nanoseconds.
-        return Ok(if n < 100_000_000_000 { n * 1_000_000_000 } else { n });
+        // Up to 11 digits: seconds (until the year 5138); more: nanoseconds.
+        // i64 nanoseconds end in 2262, so larger seconds are refused.
+        if n >= 100_000_000_000 {
+            return Ok(n);
+        }
+        return n
+            .checked_mul(1_000_000_000)
+            .ok_or_else(|| Error::bad_request(format!("invalid {name} {text:?}: beyond the year 2262")));
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
@@ -146,5 +152,6 @@ mod tests {
         assert_eq!(parse_time("start", "2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000_000_000);
         assert!(parse_time("start", "yesterday").is_err());
         assert!(parse_time("start", "-9223372036854775808").is_err());
+        assert!(parse_time("start", "10000000000").is_err(), "seconds beyond i64 nanoseconds: 400, not an overflow");
     }
 }
