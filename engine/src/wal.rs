@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -52,6 +52,10 @@ pub struct SegmentSync {
     /// Bytes known durable; held while an fsync runs, so that later
     /// appenders wait for it and then find their bytes covered.
     synced: Mutex<u64>,
+    /// An fsync failed. Linux reports a failed writeback once and may drop
+    /// the pages, so a later fsync succeeding proves nothing: the segment
+    /// acknowledges nothing more and is retired at the next write.
+    failed: AtomicBool,
 }
 
 impl SegmentSync {
@@ -62,14 +66,24 @@ impl SegmentSync {
             return Ok(());
         }
         let mut synced = self.synced.lock();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(self.failed_error());
+        }
         if *synced >= end {
             return Ok(());
         }
         // Everything written before this fsync starts is covered by it.
         let covered = self.written.load(Ordering::Acquire);
-        self.file.sync_data().map_err(Error::io(format!("fsync of {}", self.path.display())))?;
+        if let Err(e) = self.file.sync_data() {
+            self.failed.store(true, Ordering::Release);
+            return Err(Error::io(format!("fsync of {}", self.path.display()))(e));
+        }
         *synced = covered;
         Ok(())
+    }
+
+    fn failed_error(&self) -> Error {
+        Error::io(format!("WAL segment {} had a failed fsync", self.path.display()))(std::io::Error::other("earlier fsync failed"))
     }
 }
 
@@ -86,6 +100,7 @@ impl WalSegment {
             fsync,
             written: AtomicU64::new(0),
             synced: Mutex::new(0),
+            failed: AtomicBool::new(false),
         });
         let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, sync, good_len: 0 };
         let end = segment.write_pending()?;
@@ -106,6 +121,9 @@ impl WalSegment {
     /// Writes a batch to the OS without waiting for it to be durable; returns
     /// the segment length to pass to [`SegmentSync::sync_to`] (see [`Self::sync`]).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<u64> {
+        if self.sync.failed.load(Ordering::Acquire) {
+            return Err(self.sync.failed_error());
+        }
         self.writer.write(batch)?;
         self.write_pending()
     }
@@ -265,6 +283,18 @@ mod tests {
         sync.sync_to(second).unwrap();
         drop(seg);
         assert_eq!(replay(dir.path()).unwrap()[0].batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = WalSegment::create(&dir.path().join("t1"), 1, FsyncPolicy::Always).unwrap();
+        let end = seg.write(&batch(2)).unwrap();
+        let sync = seg.sync();
+        // As after sync_data failed: later fsyncs may succeed without the lost pages.
+        sync.failed.store(true, Ordering::Release);
+        assert!(sync.sync_to(end).is_err(), "nothing written before is acknowledged");
+        assert!(seg.write(&batch(1)).is_err(), "the segment takes no more writes (the ingester retires it)");
     }
 
     #[test]
