@@ -12,7 +12,7 @@ use spanlake_traceql::search::{SearchRequest as EngineRequest, SearchResult};
 use tonic::{Request, Response, Status};
 
 use crate::http::AppState;
-use crate::http::search::{ROOT_NOT_YET_RECEIVED, SearchScope, execute_search};
+use crate::http::search::{MAX_LIMIT, MAX_SPANS_PER_SPANSET, ROOT_NOT_YET_RECEIVED, SearchScope, execute_search};
 use crate::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
 use crate::http::metrics::{execute_metrics, prom_labels};
 use crate::tempopb::{
@@ -162,9 +162,15 @@ impl StreamingQuerier for Streaming {
         {
             return Err(Status::invalid_argument("start must not be after end"));
         }
+        let (limit, spss) = (r.limit as usize, r.spans_per_span_set as usize);
+        if limit > MAX_LIMIT || spss > MAX_SPANS_PER_SPANSET {
+            return Err(Status::invalid_argument(format!(
+                "limit must be at most {MAX_LIMIT} and spans_per_span_set at most {MAX_SPANS_PER_SPANSET}"
+            )));
+        }
         let request = EngineRequest {
-            limit: if r.limit == 0 { 20 } else { r.limit as usize },
-            spans_per_spanset: if r.spans_per_span_set == 0 { 3 } else { r.spans_per_span_set as usize },
+            limit: if limit == 0 { 20 } else { limit },
+            spans_per_spanset: if spss == 0 { 3 } else { spss },
             start_unix_nano: start,
             end_unix_nano: end,
             min_trace_duration: (r.min_duration_ms > 0).then_some(r.min_duration_ms as i64 * 1_000_000),

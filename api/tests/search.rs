@@ -191,6 +191,8 @@ async fn streaming_search_over_grpc_on_the_http_port() {
     assert!(client.search(request).await.is_ok());
     let request = tonic::Request::new(SearchRequest { query: "{ nope".into(), ..Default::default() });
     assert_eq!(client.search(request).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let request = tonic::Request::new(SearchRequest { query: "{}".into(), limit: u32::MAX, ..Default::default() });
+    assert_eq!(client.search(request).await.unwrap_err().code(), tonic::Code::InvalidArgument, "limit capped as over HTTP");
     // HTTP/1.1 on the same port still works.
     assert!(server.ready().await);
 }

@@ -20,9 +20,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// When the server cuts blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockCut {
-    /// The defaults: every 30 s (`max_block_duration`) or 256 MiB.
+    /// The defaults: every 30 s (`max_block_duration`) or 64 MiB.
     Default,
-    /// Only on `POST /flush` (or 256 MiB): `max_block_duration: 1h`.
+    /// Only on `POST /flush` (or 64 MiB): `max_block_duration: 1h`.
     FlushOnly,
 }
 

@@ -32,6 +32,10 @@ pub struct SearchParams {
     end: Option<String>,
 }
 
+/// Largest `limit` (traces) and `spss` (spans per spanset) a search accepts.
+pub const MAX_LIMIT: usize = 100_000;
+pub const MAX_SPANS_PER_SPANSET: usize = 100;
+
 fn positive(name: &str, value: Option<&str>, default: usize, max: usize) -> Result<usize> {
     match value.filter(|s| !s.is_empty()) {
         None => Ok(default),
@@ -127,8 +131,8 @@ impl SearchParams {
             return Err(Error::bad_request("invalid maxDuration: must not be below minDuration"));
         }
         Ok(SearchRequest {
-            limit: positive("limit", self.limit.as_deref(), 20, 100_000)?,
-            spans_per_spanset: positive("spss", self.spss.as_deref(), 3, 100)?,
+            limit: positive("limit", self.limit.as_deref(), 20, MAX_LIMIT)?,
+            spans_per_spanset: positive("spss", self.spss.as_deref(), 3, MAX_SPANS_PER_SPANSET)?,
             start_unix_nano: range.map(|r| r.0),
             end_unix_nano: range.map(|r| r.1),
             min_trace_duration: min,
