@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use spanlake_engine::config::{IngesterConfig, StorageConfig};
+use spanlake_engine::config::{CompactorConfig, IngesterConfig, StorageConfig};
 use spanlake_ingest::config::DistributorConfig;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ pub struct Config {
     pub multitenancy_enabled: bool,
     pub distributor: DistributorConfig,
     pub ingester: IngesterConfig,
+    pub compactor: CompactorConfig,
     pub storage: StorageConfig,
 }
 
@@ -60,12 +61,15 @@ mod tests {
     #[test]
     fn tempo_keys_parse_and_unknown_keys_are_refused() {
         let config = Config::parse(
-            "server:\n  http_listen_port: 3333\ningester:\n  max_block_duration: 5m\nstorage:\n  trace:\n    backend: s3\n    s3:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n      insecure: true\n      sse:\n        type: SSE-KMS\n        kms_key_id: k\n",
+            "server:\n  http_listen_port: 3333\ningester:\n  max_block_duration: 5m\ncompactor:\n  compaction:\n    block_retention: 48h\n    compacted_block_retention: 10m\nstorage:\n  trace:\n    backend: s3\n    s3:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n      insecure: true\n      sse:\n        type: SSE-KMS\n        kms_key_id: k\n",
         )
         .unwrap();
         assert_eq!(config.server.http_listen_port, 3333);
         assert_eq!(config.ingester.max_block_duration, std::time::Duration::from_secs(300));
         assert_eq!(config.storage.trace.s3.sse.kms_key_id, "k");
+        assert_eq!(config.compactor.compaction.block_retention, std::time::Duration::from_secs(48 * 3600));
+        assert_eq!(config.compactor.compaction.compacted_block_retention, std::time::Duration::from_secs(600));
+        assert_eq!(config.compactor.compaction.compaction_window, std::time::Duration::from_secs(3600), "default");
         assert!(Config::parse("server:\n  no_such_key: 1\n").is_err());
         assert_eq!(Config::parse("").unwrap().server.http_listen_port, 3200);
     }

@@ -67,7 +67,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let mut registry = Registry::default();
     let engine_metrics = EngineMetrics::register(&mut registry);
     let distributor_metrics = DistributorMetrics::register(&mut registry);
-    let engine = Engine::open(&config.storage, &config.ingester, engine_metrics).await?;
+    let engine = Engine::open(&config.storage, &config.ingester, &config.compactor.compaction, engine_metrics).await?;
     let tenancy = Tenancy { required: config.multitenancy_enabled };
     let distributor = Distributor::new(engine.ingester.clone(), distributor_metrics, tenancy);
     let limits = config.distributor.limits();
@@ -160,6 +160,7 @@ pub async fn serve(config: Config) -> Result<()> {
     }
 
     let flush_loop = engine.ingester.spawn_flush_loop();
+    let compaction_loop = (!config.compactor.disabled).then(|| engine.compactor.spawn_loop());
     ready.store(true, Ordering::SeqCst);
     announce_ready();
 
@@ -180,6 +181,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while servers.join_next().await.is_some() {} }).await;
     // Not aborted: a flush in progress finishes (shutdown waits for it), and
     // the loop then sees the stop flag and ends.
+    // A merge cut short leaves at most objects no meta names: its inputs stay live.
+    if let Some(compaction_loop) = compaction_loop {
+        compaction_loop.abort();
+    }
     engine.ingester.shutdown().await?;
     let _ = tokio::time::timeout(Duration::from_secs(5), flush_loop).await;
     tracing::info!("all heads flushed; bye");

@@ -154,3 +154,51 @@ impl Default for IngesterConfig {
         }
     }
 }
+
+/// `compactor:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactorConfig {
+    /// Run no compaction or retention in this process.
+    pub disabled: bool,
+    pub compaction: CompactionConfig,
+}
+
+/// `compactor.compaction:` section. Keys and defaults follow Tempo's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Blocks are deleted this long after their newest spans were ingested.
+    #[serde(with = "humantime_serde")]
+    pub block_retention: Duration,
+    /// A compacted (or expired) block's objects stay readable this long,
+    /// for queries that took their snapshot before.
+    #[serde(with = "humantime_serde")]
+    pub compacted_block_retention: Duration,
+    /// Only blocks whose latest span ends in the same window of this length
+    /// are merged together.
+    #[serde(with = "humantime_serde")]
+    pub compaction_window: Duration,
+    /// The inputs of one compaction hold at most this many bytes (≈ the output's size).
+    pub max_block_bytes: u64,
+    /// Fewest and most blocks merged by one compaction.
+    pub min_input_blocks: usize,
+    pub max_input_blocks: usize,
+    /// How often to look for blocks to compact and expire.
+    #[serde(with = "humantime_serde")]
+    pub compaction_cycle: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            block_retention: Duration::from_secs(14 * 24 * 3600),
+            compacted_block_retention: Duration::from_secs(3600),
+            compaction_window: Duration::from_secs(3600),
+            max_block_bytes: 100 * 1024 * 1024 * 1024,
+            min_input_blocks: 2,
+            max_input_blocks: 8,
+            compaction_cycle: Duration::from_secs(30),
+        }
+    }
+}

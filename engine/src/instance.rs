@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use arrow::record_batch::RecordBatch;
 
 use crate::block::{BlockCatalog, LiveBlock, prepare_block};
-use crate::config::{IngesterConfig, StorageConfig, TraceStorageConfig};
+use crate::compactor::Compactor;
+use crate::config::{CompactionConfig, IngesterConfig, StorageConfig, TraceStorageConfig};
 use crate::query::SpanSource;
 use crate::wal;
 use crate::error::Result;
@@ -26,11 +27,18 @@ pub struct Engine {
     pub catalog: Arc<BlockCatalog>,
     pub ingester: Arc<Ingester>,
     pub query: Arc<QueryEngine>,
+    /// Merges and expires blocks; its loop is started by the server.
+    pub compactor: Arc<Compactor>,
 }
 
 impl Engine {
     /// Opens storage, loads the block catalog and replays the WAL.
-    pub async fn open(storage: &StorageConfig, ingester: &IngesterConfig, metrics: EngineMetrics) -> Result<Self> {
+    pub async fn open(
+        storage: &StorageConfig,
+        ingester: &IngesterConfig,
+        compaction: &CompactionConfig,
+        metrics: EngineMetrics,
+    ) -> Result<Self> {
         let trace = &storage.trace;
         let store = build_object_store(trace).await?;
         let layout = layout_of(trace);
@@ -41,11 +49,19 @@ impl Engine {
             store.clone(),
             layout.clone(),
             catalog.clone(),
-            metrics,
+            metrics.clone(),
         )?);
+        let compactor = Arc::new(Compactor::new(
+            store.clone(),
+            layout.clone(),
+            catalog.clone(),
+            trace.block.clone(),
+            compaction.clone(),
+            metrics,
+        ));
         let source = Arc::new(LiveSpans { ingester: ingester.clone(), catalog: catalog.clone() });
         let query = Arc::new(QueryEngine::new(source, store.clone(), layout)?);
-        Ok(Self { store, catalog, ingester, query })
+        Ok(Self { store, catalog, ingester, query, compactor })
     }
 }
 

@@ -3,6 +3,7 @@
 //! storage and the DataFusion tables over all of them.
 
 pub mod block;
+pub mod compactor;
 pub mod config;
 pub mod convert;
 pub mod error;

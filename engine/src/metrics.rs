@@ -14,6 +14,16 @@ pub struct EngineMetrics {
     pub wal_append_duration: Histogram,
     pub wal_replayed_spans: Counter,
     pub head_bytes: Gauge,
+    /// Blocks merged into others by compaction.
+    pub compaction_blocks: Counter,
+    /// Spans written by compaction.
+    pub compaction_spans_written: Counter,
+    pub compaction_errors: Counter,
+    pub compaction_duration: Histogram,
+    /// Blocks past `block_retention`, taken out of the catalog.
+    pub retention_marked: Counter,
+    /// Compacted or expired blocks whose objects were deleted.
+    pub retention_deleted: Counter,
 }
 
 impl Default for EngineMetrics {
@@ -25,6 +35,12 @@ impl Default for EngineMetrics {
             wal_append_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             wal_replayed_spans: Counter::default(),
             head_bytes: Gauge::default(),
+            compaction_blocks: Counter::default(),
+            compaction_spans_written: Counter::default(),
+            compaction_errors: Counter::default(),
+            compaction_duration: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            retention_marked: Counter::default(),
+            retention_deleted: Counter::default(),
         }
     }
 }
@@ -47,6 +63,20 @@ impl EngineMetrics {
         );
         registry.register("spanlake_wal_replayed_spans", "Spans recovered from the WAL at start", m.wal_replayed_spans.clone());
         registry.register("spanlake_head_bytes", "Arrow bytes held in heads not yet flushed", m.head_bytes.clone());
+        registry.register("tempodb_compaction_blocks", "Blocks merged into others by compaction", m.compaction_blocks.clone());
+        registry.register("tempodb_compaction_objects_written", "Spans written by compaction", m.compaction_spans_written.clone());
+        registry.register("tempodb_compaction_errors", "Compactions that failed (retried next cycle)", m.compaction_errors.clone());
+        registry.register(
+            "spanlake_compaction_duration_seconds",
+            "Time to merge one group of blocks",
+            m.compaction_duration.clone(),
+        );
+        registry.register(
+            "tempodb_retention_marked_for_deletion",
+            "Blocks past their retention, taken out of queries",
+            m.retention_marked.clone(),
+        );
+        registry.register("tempodb_retention_deleted", "Compacted or expired blocks deleted from storage", m.retention_deleted.clone());
         m
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use spanlake_engine::Engine;
-use spanlake_engine::config::{IngesterConfig, StorageConfig};
+use spanlake_engine::config::{CompactionConfig, IngesterConfig, StorageConfig};
 use spanlake_engine::convert::resource_spans_to_batch;
 use spanlake_engine::metrics::EngineMetrics;
 
@@ -51,7 +51,7 @@ async fn span_names(engine: &Engine, tenant: &str, trace: u8) -> Vec<String> {
 async fn trace_is_read_from_head_then_from_blocks_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(7, &[(1, None), (2, Some(1))])).await;
     assert_eq!(span_names(&engine, "t1", 7).await, ["span-1", "span-2"]);
     assert!(span_names(&engine, "other", 7).await.is_empty(), "tenants are isolated");
@@ -63,7 +63,7 @@ async fn trace_is_read_from_head_then_from_blocks_alone() {
 
     // A fresh instance has no WAL left: the trace comes from Parquet alone.
     drop(engine);
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     assert_eq!(span_names(&engine, "t1", 7).await, ["span-1", "span-2"]);
     assert!(span_names(&engine, "t1", 8).await.is_empty());
 }
@@ -72,7 +72,7 @@ async fn trace_is_read_from_head_then_from_blocks_alone() {
 async fn trace_split_over_two_blocks_and_the_head_comes_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(9, &[(1, None)])).await;
     engine.ingester.flush(true).await.unwrap();
     append(&engine, "t1", spans(9, &[(2, Some(1)), (3, Some(2))])).await;
@@ -87,11 +87,11 @@ async fn trace_split_over_two_blocks_and_the_head_comes_back_whole() {
 async fn unflushed_spans_survive_a_restart_through_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(5, &[(1, None), (2, Some(1))])).await;
     // No flush, no shutdown: as after a crash.
     drop(engine);
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     assert_eq!(span_names(&engine, "t1", 5).await, ["span-1", "span-2"]);
     engine.ingester.flush(false).await.unwrap();
     assert_eq!(engine.catalog.blocks("t1").len(), 1, "replayed segments are flushed as blocks");
@@ -102,7 +102,7 @@ async fn unflushed_spans_survive_a_restart_through_the_wal() {
 async fn trace_id_filter_is_pushed_into_the_parquet_scan() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(3, &[(1, None)])).await;
     engine.ingester.flush(true).await.unwrap();
     let ctx = engine.query.session("t1").unwrap();
@@ -117,7 +117,7 @@ async fn trace_id_filter_is_pushed_into_the_parquet_scan() {
 async fn trace_lookup_opens_only_blocks_whose_filter_may_hold_the_trace() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     // Each block holds traces 0x01 and 0xF0 (so every trace-id range covers 0x42..)
     // plus one trace of its own.
     for own in [0x40u8, 0x42, 0x44] {
@@ -128,7 +128,7 @@ async fn trace_lookup_opens_only_blocks_whose_filter_may_hold_the_trace() {
     }
     // Reload so the filters come from bloom.bin, not from the flush.
     drop(engine);
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     assert_eq!(engine.catalog.blocks("t1").len(), 3);
     let ctx = engine.query.session("t1").unwrap();
     let df = ctx.sql("EXPLAIN SELECT name FROM spans WHERE trace_id = X'42424242424242424242424242424242'").await.unwrap();
@@ -148,7 +148,7 @@ async fn span_count(engine: &Engine, tenant: &str) -> i64 {
 async fn a_segment_already_in_a_block_is_not_replayed_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(4, &[(1, None), (2, Some(1))])).await;
     // Keep a copy of the segment, as if the process died after writing the
     // block but before deleting the segment.
@@ -162,7 +162,7 @@ async fn a_segment_already_in_a_block_is_not_replayed_twice() {
     drop(engine);
     std::fs::write(&segment, saved).unwrap();
 
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     assert!(!segment.exists(), "the flushed segment is deleted at start");
     engine.ingester.flush(false).await.unwrap();
     assert_eq!(engine.catalog.blocks("t1").len(), 1, "no second block");
@@ -173,7 +173,7 @@ async fn a_segment_already_in_a_block_is_not_replayed_twice() {
 async fn replayed_segments_of_a_tenant_become_one_deduplicated_block() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(6, &[(1, None), (2, Some(1))])).await;
     // A cut that leaves the spans unflushed in a second segment, then the
     // same spans again (as a carried trace is written twice).
@@ -182,7 +182,7 @@ async fn replayed_segments_of_a_tenant_become_one_deduplicated_block() {
     let copy = wal.join(format!("{:020}.arrow", u64::MAX / 2));
     std::fs::copy(&first, &copy).unwrap();
     drop(engine);
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     assert_eq!(span_count(&engine, "t1").await, 2, "duplicates across segments are dropped");
     engine.ingester.flush(false).await.unwrap();
     assert_eq!(engine.catalog.blocks("t1").len(), 1);
@@ -195,7 +195,7 @@ async fn a_head_full_before_the_idle_period_is_cut_whole_not_carried() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, ingester) = config(dir.path());
     let ingester = IngesterConfig { max_block_bytes: 1, trace_idle_period: Duration::from_secs(3600), ..ingester };
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     append(&engine, "t1", spans(3, &[(1, None), (2, Some(1))])).await;
     // Not forced: due for size alone, with its only trace still live.
     engine.ingester.flush(false).await.unwrap();

@@ -44,7 +44,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use datafusion::prelude::SessionContext;
 use spanlake_engine::Engine;
-use spanlake_engine::config::{IngesterConfig, StorageConfig};
+use spanlake_engine::config::{CompactionConfig, IngesterConfig, StorageConfig};
 use spanlake_engine::convert::resource_spans_to_batch;
 use spanlake_engine::metrics::EngineMetrics;
 use spanlake_traceql::ast::Query;
@@ -373,7 +373,7 @@ async fn run_file(path: PathBuf) -> Vec<String> {
     storage.trace.local.path = dir.path().join("blocks");
     storage.trace.wal.path = dir.path().join("wal");
     let ingester = IngesterConfig { max_block_duration: Duration::from_secs(3600), ..Default::default() };
-    let engine = Engine::open(&storage, &ingester, EngineMetrics::default()).await.unwrap();
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
     let (batch, rejected) = resource_spans_to_batch(&request).unwrap();
     assert!(rejected.is_empty(), "{rejected:?}");
     engine.ingester.append(TENANT, batch).await.unwrap();

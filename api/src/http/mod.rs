@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::HeaderMap;
 use prometheus_client::registry::Registry;
 use spanlake_engine::Engine;
@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/echo", get(ops::echo))
         .route("/api/status/buildinfo", get(ops::buildinfo))
         .route("/flush", get(ops::flush).post(ops::flush))
+        .route("/compact", post(ops::compact))
         .fallback(ops::not_found)
         .with_state(state)
 }

@@ -1,5 +1,5 @@
 //! Operational endpoints: readiness, Prometheus metrics, Grafana's health
-//! check (`/api/echo`), build info, and Tempo's `/flush`.
+//! check (`/api/echo`), build info, Tempo's `/flush`, and `/compact`.
 
 use std::sync::atomic::Ordering;
 
@@ -63,6 +63,13 @@ pub async fn buildinfo() -> Json<BuildInfo> {
 pub async fn flush(State(state): State<AppState>) -> Result<StatusCode> {
     state.engine.ingester.flush(true).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /compact`: expire, merge and delete blocks until nothing is left
+/// to merge, now (the compactor also does this every `compaction_cycle`).
+/// Answers what was done as JSON.
+pub async fn compact(State(state): State<AppState>) -> Result<Json<spanlake_engine::compactor::CompactionReport>> {
+    Ok(Json(state.engine.compactor.run_until_idle().await?))
 }
 
 /// Unknown routes.

@@ -1,7 +1,7 @@
 //! The catalog of live blocks per tenant: kept in memory for queries and
 //! persisted as `<tenant>/index.json`, so a query never LISTs the bucket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -10,17 +10,23 @@ use parquet::bloom_filter::Sbbf;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::RwLock;
 
-use super::meta::{BlockMeta, LiveBlock, TenantIndex};
+use uuid::Uuid;
+
+use super::meta::{BlockMeta, CompactedMeta, LiveBlock, TenantIndex};
+use super::writer::unix_seconds;
 use super::tags::TagSummary;
 use crate::error::Result;
 use crate::storage::Layout;
 
-/// Live blocks of every tenant.
+/// Live blocks of every tenant, and the compacted ones awaiting deletion.
 #[derive(Debug)]
 pub struct BlockCatalog {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
     tenants: RwLock<HashMap<String, Arc<Vec<Arc<LiveBlock>>>>>,
+    /// Blocks no longer live (merged into another, or expired) whose
+    /// objects are not deleted yet, per tenant.
+    compacted: RwLock<HashMap<String, Vec<CompactedMeta>>>,
     /// Serialises index.json rewrites.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -28,26 +34,56 @@ pub struct BlockCatalog {
 impl BlockCatalog {
     /// Loads the catalog. One LIST at start finds every `meta.json` (a block
     /// exists once its meta does), which also repairs an index that missed a
-    /// block because the process died between writing the meta and the index
-    /// (unless `read_only`: then nothing is written).
+    /// block because the process died between writing the meta and the index.
+    /// A block is live unless it has a `meta.compacted.json` or another
+    /// block names it in `compacted_from`; the latter (the process died
+    /// between writing a compacted block and marking its inputs) is marked
+    /// now. Nothing is written when `read_only`.
     pub async fn load(store: Arc<dyn ObjectStore>, layout: Layout, read_only: bool) -> Result<Self> {
-        let mut found: HashMap<String, Vec<Arc<LiveBlock>>> = HashMap::new();
         let objects: Vec<_> = store.list(layout.root().as_ref()).try_collect().await?;
-        let metas = objects.into_iter().filter(|o| o.location.filename() == Some("meta.json"));
-        let loaded: Vec<Option<LiveBlock>> = futures::stream::iter(metas)
-            .map(|object| load_block(&store, &layout, object.location))
+        let named = |name: &'static str| objects.iter().filter(move |o| o.location.filename() == Some(name)).map(|o| o.location.clone());
+        let metas: Vec<Option<LiveBlock>> = futures::stream::iter(named("meta.json"))
+            .map(|path| load_block(&store, &layout, path))
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        for block in loaded.into_iter().flatten() {
-            found.entry(block.meta.tenant.clone()).or_default().push(Arc::new(block));
+        let marked: Vec<Option<CompactedMeta>> = futures::stream::iter(named("meta.compacted.json"))
+            .map(|path| load_compacted(&store, path))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut compacted: Vec<CompactedMeta> = marked.into_iter().flatten().collect();
+        let metas: Vec<LiveBlock> = metas.into_iter().flatten().collect();
+        let dead: HashSet<Uuid> = compacted
+            .iter()
+            .map(|c| &c.meta)
+            .chain(metas.iter().map(|b| &b.meta))
+            .flat_map(|meta| meta.compacted_from.iter().copied())
+            .chain(compacted.iter().map(|c| c.meta.block_id))
+            .collect();
+        let was_marked: HashSet<Uuid> = compacted.iter().map(|c| c.meta.block_id).collect();
+        let mut found: HashMap<String, Vec<Arc<LiveBlock>>> = HashMap::new();
+        for block in metas {
+            if !dead.contains(&block.meta.block_id) {
+                found.entry(block.meta.tenant.clone()).or_default().push(Arc::new(block));
+            } else if !was_marked.contains(&block.meta.block_id) {
+                tracing::info!(block = %block.meta.block_id, "block was compacted into another but not marked; marking it");
+                compacted.push(CompactedMeta { meta: block.meta, compacted_unix_seconds: unix_seconds() });
+                if !read_only {
+                    mark_compacted(&store, &layout, compacted.last().expect("just pushed")).await?;
+                }
+            }
         }
         let catalog = Self {
             store,
             layout,
             tenants: RwLock::new(HashMap::new()),
+            compacted: RwLock::new(HashMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
         };
+        for c in compacted {
+            catalog.compacted.write().entry(c.meta.tenant.clone()).or_default().push(c);
+        }
         for (tenant, mut blocks) in found {
             blocks.sort_by_key(|b| (b.meta.min_start_unix_nano, b.meta.block_id));
             catalog.tenants.write().insert(tenant.clone(), Arc::new(blocks));
@@ -63,19 +99,47 @@ impl BlockCatalog {
         self.tenants.read().get(tenant).cloned().unwrap_or_default()
     }
 
-    /// Tenants that have blocks.
+    /// Tenants that have live or compacted blocks.
     pub fn tenants(&self) -> Vec<String> {
-        self.tenants.read().keys().cloned().collect()
+        let mut tenants: HashSet<String> = self.tenants.read().keys().cloned().collect();
+        tenants.extend(self.compacted.read().keys().cloned());
+        tenants.into_iter().collect()
     }
 
     /// Makes a block whose data and meta are written visible to queries.
     /// The index is rewritten by [`persist_index`](Self::persist_index).
     pub fn insert(&self, block: LiveBlock) {
-        let tenant = block.meta.tenant.clone();
+        self.replace(&block.meta.tenant.clone(), &[], Some(block));
+    }
+
+    /// In one step for queries: takes the live blocks `removed` out of the
+    /// catalog (they become compacted, kept for deletion) and adds `added`.
+    /// Returns the compacted metas; the caller marks them in the store with
+    /// [`mark_compacted`].
+    pub fn replace(&self, tenant: &str, removed: &[Uuid], added: Option<LiveBlock>) -> Vec<CompactedMeta> {
         let mut tenants = self.tenants.write();
-        let mut blocks = tenants.get(&tenant).map(|b| b.as_ref().clone()).unwrap_or_default();
-        blocks.push(Arc::new(block));
-        tenants.insert(tenant, Arc::new(blocks));
+        let current = tenants.get(tenant).cloned().unwrap_or_default();
+        let (gone, mut kept): (Vec<Arc<LiveBlock>>, Vec<Arc<LiveBlock>>) =
+            current.iter().cloned().partition(|b| removed.contains(&b.meta.block_id));
+        kept.extend(added.map(Arc::new));
+        tenants.insert(tenant.to_owned(), Arc::new(kept));
+        let now = unix_seconds();
+        let gone: Vec<CompactedMeta> =
+            gone.into_iter().map(|b| CompactedMeta { meta: b.meta.clone(), compacted_unix_seconds: now }).collect();
+        self.compacted.write().entry(tenant.to_owned()).or_default().extend(gone.iter().cloned());
+        gone
+    }
+
+    /// The compacted blocks of `tenant` whose objects are not deleted yet.
+    pub fn compacted(&self, tenant: &str) -> Vec<CompactedMeta> {
+        self.compacted.read().get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Forgets a compacted block whose objects are deleted.
+    pub fn forget_compacted(&self, tenant: &str, block_id: Uuid) {
+        if let Some(blocks) = self.compacted.write().get_mut(tenant) {
+            blocks.retain(|c| c.meta.block_id != block_id);
+        }
     }
 
     /// Rewrites `<tenant>/index.json` from the blocks in memory.
@@ -89,6 +153,30 @@ impl BlockCatalog {
         let json = serde_json::to_vec(&index)?;
         self.store.put(&self.layout.index(tenant), PutPayload::from(json)).await?;
         Ok(())
+    }
+}
+
+/// Records in the store that a block is no longer live: writes its
+/// `meta.compacted.json`, then deletes its `meta.json` (so that tools
+/// reading the layout see only live blocks).
+pub async fn mark_compacted(store: &Arc<dyn ObjectStore>, layout: &Layout, compacted: &CompactedMeta) -> Result<()> {
+    let (tenant, block_id) = (&compacted.meta.tenant, compacted.meta.block_id);
+    store.put(&layout.compacted_meta(tenant, block_id), PutPayload::from(serde_json::to_vec_pretty(compacted)?)).await?;
+    match store.delete(&layout.meta(tenant, block_id)).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a `meta.compacted.json`; `None` (with a warning) when unreadable.
+async fn load_compacted(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Option<CompactedMeta>> {
+    let bytes = store.get(&path).await?.bytes().await?;
+    match serde_json::from_slice::<CompactedMeta>(&bytes) {
+        Ok(compacted) => Ok(Some(compacted)),
+        Err(e) => {
+            tracing::warn!(%path, error = %e, "skipping unreadable compacted block meta");
+            Ok(None)
+        }
     }
 }
 

@@ -27,6 +27,17 @@ pub struct BlockMeta {
     pub dedicated_columns: Vec<String>,
     /// Unix seconds when the block was written.
     pub created_unix_seconds: u64,
+    /// Unix seconds when the newest of its spans were ingested (written in
+    /// a level-0 block); a compacted block keeps the newest of its inputs'.
+    /// Retention counts from here, not from span times, so that backfilled
+    /// or clock-skewed spans live as long as any others. 0 in blocks written
+    /// before this field: [`created_unix_seconds`](Self::created_unix_seconds) stands in.
+    #[serde(default)]
+    pub ingested_unix_seconds: u64,
+    /// Blocks merged into this one by compaction. They stop being live the
+    /// moment this meta exists, even if marking them compacted did not happen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compacted_from: Vec<Uuid>,
     /// WAL segment files whose spans this block holds: after a crash between
     /// writing the block and deleting them, replay skips them.
     #[serde(default)]
@@ -38,6 +49,11 @@ impl BlockMeta {
     pub fn trace_in_range(&self, trace_id: &[u8]) -> bool {
         let id = hex::encode(trace_id);
         self.min_trace_id.as_str() <= id.as_str() && id.as_str() <= self.max_trace_id.as_str()
+    }
+
+    /// When the block's newest spans were ingested (unix seconds).
+    pub fn ingested_at(&self) -> u64 {
+        if self.ingested_unix_seconds > 0 { self.ingested_unix_seconds } else { self.created_unix_seconds }
     }
 
     /// Does the block overlap `[start, end]` (unix nanos, inclusive)?
@@ -63,6 +79,19 @@ impl LiveBlock {
     pub fn may_contain_trace(&self, trace_id: &[u8]) -> bool {
         self.meta.trace_in_range(trace_id) && self.trace_filter.as_ref().is_none_or(|f| f.check(trace_id))
     }
+}
+
+/// `meta.compacted.json` (Tempo's name): written when a block is merged
+/// into another or expires, before its `meta.json` is deleted. The block's
+/// files are deleted `compacted_block_retention` later (queries that took
+/// their snapshot before may still read them); the marker goes last, so an
+/// interrupted deletion is resumed at the next start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactedMeta {
+    #[serde(flatten)]
+    pub meta: BlockMeta,
+    /// Unix seconds when the block stopped being live.
+    pub compacted_unix_seconds: u64,
 }
 
 /// `<tenant>/index.json`: the live blocks of a tenant, so queries need no LIST.

@@ -4,10 +4,13 @@
 mod catalog;
 mod meta;
 mod nested_set;
+mod reader;
 pub mod tags;
 mod writer;
 
-pub use catalog::BlockCatalog;
-pub use meta::{BlockMeta, LiveBlock, TenantIndex};
+pub(crate) use reader::BlockReader;
+pub use catalog::{BlockCatalog, mark_compacted};
+pub use meta::{BlockMeta, CompactedMeta, LiveBlock, TenantIndex};
 pub use tags::TagSummary;
-pub use writer::{prepare_block, write_block};
+pub use writer::{BlockOrigin, BlockWriter, prepare_block, write_block};
+pub(crate) use writer::{delete_block_objects, unix_seconds};

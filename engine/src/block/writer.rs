@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
 };
+use arrow::datatypes::Int64Type;
 use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -229,8 +230,8 @@ fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterPro
         .build())
 }
 
-/// Writes a prepared (sorted, completed) batch as a new block of `tenant`:
-/// `data.parquet` first, `meta.json` last. Returns the block's meta.
+/// Writes a prepared (sorted, completed) batch as a new level-0 block of
+/// `tenant`: `data.parquet` first, `meta.json` last. Returns the block.
 pub async fn write_block(
     store: &Arc<dyn ObjectStore>,
     layout: &Layout,
@@ -239,61 +240,179 @@ pub async fn write_block(
     batch: &RecordBatch,
     wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
-    if batch.num_rows() == 0 {
-        return Err(Error::internal("refusing to write an empty block"));
-    }
-    let block_id = Uuid::new_v4();
     let trace_ids = fsb(batch, col::TRACE_ID)?;
     let trace_count = 1 + (1..trace_ids.len()).filter(|&r| trace_ids.value(r) != trace_ids.value(r - 1)).count() as u64;
-    let starts = batch.column(column_index(col::START_UNIX_NANO)).as_any().downcast_ref::<Int64Array>().cloned();
-    let durations = batch.column(column_index(col::DURATION_NANO)).as_any().downcast_ref::<Int64Array>().cloned();
-    let (Some(starts), Some(durations)) = (starts, durations) else {
-        return Err(Error::internal("time columns have the wrong type"));
-    };
-    let min_start = starts.values().iter().copied().min().unwrap_or(0);
-    let max_end = starts.values().iter().zip(durations.values()).map(|(s, d)| s.wrapping_add(*d)).max().unwrap_or(0);
-
-    let data_path = layout.data(tenant, block_id);
-    let object_writer = BufWriter::new(store.clone(), data_path);
-    let mut writer =
-        AsyncArrowWriter::try_new(object_writer, batch.schema(), Some(writer_properties(config, trace_count)?))?;
+    let mut writer = BlockWriter::new(store.clone(), layout.clone(), config, tenant, trace_count)?;
     writer.write(batch).await?;
-    let metadata = writer.finish().await?;
-    let size_bytes = writer.bytes_written() as u64;
+    let now = unix_seconds();
+    writer.finish(BlockOrigin { compaction_level: 0, ingested_unix_seconds: now, wal_segments, compacted_from: Vec::new() }).await
+}
 
-    let meta = BlockMeta {
-        block_id,
-        tenant: tenant.to_owned(),
-        schema_version: SCHEMA_VERSION,
-        min_start_unix_nano: min_start,
-        max_end_unix_nano: max_end,
-        min_trace_id: hex::encode(trace_ids.value(0)),
-        max_trace_id: hex::encode(trace_ids.value(trace_ids.len() - 1)),
-        span_count: batch.num_rows() as u64,
-        trace_count,
-        size_bytes,
-        compaction_level: 0,
-        row_groups: metadata.num_row_groups() as u32,
-        dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
-        created_unix_seconds: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        wal_segments,
-    };
-    let mut filter = Sbbf::new_with_ndv_fpp(trace_count, config.bloom_filter_fpp)?;
-    for row in 0..trace_ids.len() {
-        if row == 0 || trace_ids.value(row) != trace_ids.value(row - 1) {
-            filter.insert(trace_ids.value(row));
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Where a block's spans came from, recorded in its meta.
+#[derive(Debug, Clone, Default)]
+pub struct BlockOrigin {
+    /// 0 for a flushed head; one more than its highest input for a compacted block.
+    pub compaction_level: u32,
+    /// See [`BlockMeta::ingested_unix_seconds`].
+    pub ingested_unix_seconds: u64,
+    /// WAL segments holding the spans (flushed heads only).
+    pub wal_segments: Vec<String>,
+    /// Blocks merged into this one (compaction only).
+    pub compacted_from: Vec<Uuid>,
+}
+
+/// Writes one block from prepared batches given in block order (by trace
+/// id; a trace may continue from one batch into the next), so that a block
+/// of any size is written with bounded memory. Nothing is visible until
+/// [`finish`](Self::finish) writes `meta.json`; a writer dropped before
+/// that leaves objects no meta names (call [`abort`](Self::abort) to delete them).
+pub struct BlockWriter {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    tenant: String,
+    block_id: Uuid,
+    writer: AsyncArrowWriter<BufWriter>,
+    trace_filter: Sbbf,
+    tags: TagSummary,
+    spans: u64,
+    traces: u64,
+    min_trace_id: Option<[u8; 16]>,
+    last_trace_id: Option<[u8; 16]>,
+    min_start: i64,
+    max_end: i64,
+}
+
+impl BlockWriter {
+    /// Starts a block of `tenant`. `expected_traces` (an upper bound is
+    /// fine) sizes the bloom filters.
+    pub fn new(store: Arc<dyn ObjectStore>, layout: Layout, config: &BlockConfig, tenant: &str, expected_traces: u64) -> Result<Self> {
+        let block_id = Uuid::new_v4();
+        let object_writer = BufWriter::new(store.clone(), layout.data(tenant, block_id));
+        let properties = writer_properties(config, expected_traces)?;
+        let writer = AsyncArrowWriter::try_new(object_writer, span_schema(), Some(properties))?;
+        Ok(Self {
+            store,
+            layout,
+            tenant: tenant.to_owned(),
+            block_id,
+            writer,
+            trace_filter: Sbbf::new_with_ndv_fpp(expected_traces.max(1), config.bloom_filter_fpp)?,
+            tags: TagSummary::default(),
+            spans: 0,
+            traces: 0,
+            min_trace_id: None,
+            last_trace_id: None,
+            min_start: i64::MAX,
+            max_end: i64::MIN,
+        })
+    }
+
+    /// Appends prepared rows; they must follow the rows written before in trace-id order.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let trace_ids = fsb(batch, col::TRACE_ID)?;
+        for row in 0..trace_ids.len() {
+            let id: [u8; 16] = trace_ids.value(row).try_into().map_err(|_| Error::internal("trace_id is not 16 bytes"))?;
+            match self.last_trace_id {
+                Some(last) if last == id => continue,
+                Some(last) if last > id => return Err(Error::internal("block rows are not in trace-id order")),
+                _ => {}
+            }
+            self.trace_filter.insert(id.as_slice());
+            self.traces += 1;
+            self.min_trace_id.get_or_insert(id);
+            self.last_trace_id = Some(id);
+        }
+        let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>();
+        let durations = batch.column(column_index(col::DURATION_NANO)).as_primitive_opt::<Int64Type>();
+        let (Some(starts), Some(durations)) = (starts, durations) else {
+            return Err(Error::internal("time columns have the wrong type"));
+        };
+        for (start, duration) in starts.values().iter().zip(durations.values()) {
+            self.min_start = self.min_start.min(*start);
+            self.max_end = self.max_end.max(start.wrapping_add(*duration));
+        }
+        self.tags.merge(&TagSummary::from_batch(batch)?);
+        self.spans += batch.num_rows() as u64;
+        self.writer.write(batch).await?;
+        Ok(())
+    }
+
+    /// Completes `data.parquet`, writes the bloom filter, tag summary and
+    /// finally `meta.json`: from then on the block exists. On failure the
+    /// objects written so far are deleted.
+    pub async fn finish(mut self, origin: BlockOrigin) -> Result<LiveBlock> {
+        match self.complete(origin).await {
+            Ok(meta) => Ok(LiveBlock { meta, trace_filter: Some(self.trace_filter), tags: Some(Arc::new(self.tags)) }),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
         }
     }
-    let mut bitset = Vec::new();
-    filter.write_bitset(&mut bitset)?;
-    store.put(&layout.bloom(tenant, block_id), PutPayload::from(bitset)).await?;
 
-    let tags = TagSummary::from_batch(batch)?;
-    store.put(&layout.tags(tenant, block_id), PutPayload::from(serde_json::to_vec(&tags)?)).await?;
+    async fn complete(&mut self, origin: BlockOrigin) -> Result<BlockMeta> {
+        let (Some(min_trace_id), Some(max_trace_id)) = (self.min_trace_id, self.last_trace_id) else {
+            return Err(Error::internal("refusing to write an empty block"));
+        };
+        let metadata = self.writer.finish().await?;
+        let (tenant, block_id) = (self.tenant.as_str(), self.block_id);
+        let meta = BlockMeta {
+            block_id,
+            tenant: tenant.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            min_start_unix_nano: self.min_start,
+            max_end_unix_nano: self.max_end,
+            min_trace_id: hex::encode(min_trace_id),
+            max_trace_id: hex::encode(max_trace_id),
+            span_count: self.spans,
+            trace_count: self.traces,
+            size_bytes: self.writer.bytes_written() as u64,
+            compaction_level: origin.compaction_level,
+            row_groups: metadata.num_row_groups() as u32,
+            dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
+            created_unix_seconds: unix_seconds(),
+            ingested_unix_seconds: origin.ingested_unix_seconds,
+            compacted_from: origin.compacted_from,
+            wal_segments: origin.wal_segments,
+        };
+        let mut bitset = Vec::new();
+        self.trace_filter.write_bitset(&mut bitset)?;
+        self.store.put(&self.layout.bloom(tenant, block_id), PutPayload::from(bitset)).await?;
+        self.store.put(&self.layout.tags(tenant, block_id), PutPayload::from(serde_json::to_vec(&self.tags)?)).await?;
+        let json = serde_json::to_vec_pretty(&meta)?;
+        self.store.put(&self.layout.meta(tenant, block_id), PutPayload::from(json)).await?;
+        Ok(meta)
+    }
 
-    let json = serde_json::to_vec_pretty(&meta)?;
-    store.put(&layout.meta(tenant, block_id), PutPayload::from(json)).await?;
-    Ok(LiveBlock { meta, trace_filter: Some(filter), tags: Some(Arc::new(tags)) })
+    /// Gives up on the block and deletes what was written of it (best effort).
+    pub async fn abort(self) {
+        let Self { store, layout, tenant, block_id, writer, .. } = self;
+        let _ = writer.into_inner().abort().await;
+        delete_block_objects(&store, &layout, &tenant, block_id).await;
+    }
+}
+
+/// Deletes every object of a block, `meta.compacted.json` last; missing
+/// objects are fine. Returns whether all of them are gone.
+pub(crate) async fn delete_block_objects(store: &Arc<dyn ObjectStore>, layout: &Layout, tenant: &str, block_id: Uuid) -> bool {
+    for path in layout.block_objects(tenant, block_id) {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "could not delete a block object; retried later");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]

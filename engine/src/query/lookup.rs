@@ -9,30 +9,23 @@
 //! index). Footers and page indexes are kept in DataFusion's metadata cache
 //! (bounded, shared with the scans of TraceQL and SQL queries).
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, Scalar};
 use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::Schema;
-use bytes::Bytes;
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
-use futures::future::BoxFuture;
-use futures::{FutureExt, TryFutureExt, TryStreamExt};
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::async_reader::AsyncFileReader;
-use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
-use crate::block::LiveBlock;
+use crate::block::{BlockReader, LiveBlock};
 use crate::error::{Error, Result};
 use crate::schema::{adapt_to_span_schema, col, column_index};
 use crate::storage::Layout;
@@ -55,10 +48,7 @@ pub(crate) fn head_rows(batches: &[RecordBatch], trace_id: &[u8; 16]) -> Result<
 
 /// The rows of `trace_id` in one block (none when its statistics rule the trace out).
 pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: &[u8; 16]) -> Result<Vec<RecordBatch>> {
-    let path = files.layout.data(&block.meta.tenant, block.meta.block_id);
-    // As DataFusion's scans name the file, so that they share cache entries.
-    let object = PartitionedFile::new(path.to_string(), block.meta.size_bytes).object_meta;
-    let mut reader = BlockReader { files: files.clone(), object };
+    let mut reader = BlockReader::new(files.store.clone(), &files.layout, &block.meta, Some(files.metadata_cache.clone()));
     // The whole page index: the column index prunes trace_id pages, the
     // offset index of every column lets the reader skip the others' pages.
     // The file's own schema: blocks of an older schema version are adapted below.
@@ -87,44 +77,6 @@ pub(crate) struct BlockFiles {
     pub store: Arc<dyn ObjectStore>,
     pub layout: Layout,
     pub metadata_cache: Arc<FileMetadataCache>,
-}
-
-/// One `data.parquet` for arrow-rs' async reader. Footer and page index come
-/// through DataFusion's [`DFParquetMetadata`], from (and into) the cache.
-/// (DataFusion's own reader is a `Box<dyn AsyncFileReader + Send>`, which
-/// arrow-rs' stream builder does not take.)
-struct BlockReader {
-    files: BlockFiles,
-    object: ObjectMeta,
-}
-
-fn parquet_error(e: impl std::error::Error + Send + Sync + 'static) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for BlockReader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.files.store.get_range(&self.object.location, range).map_err(parquet_error).boxed()
-    }
-
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.files.store.get_ranges(&self.object.location, &ranges).await.map_err(parquet_error) }.boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            DFParquetMetadata::new(self.files.store.as_ref(), &self.object)
-                .with_file_metadata_cache(Some(self.files.metadata_cache.clone()))
-                .with_page_index_policy(options.map(|o| o.column_index_policy()))
-                .fetch_metadata()
-                .await
-                .map_err(parquet_error)
-        }
-        .boxed()
-    }
 }
 
 fn trace_id_scalar(trace_id: &[u8; 16]) -> Result<Scalar<FixedSizeBinaryArray>> {
@@ -182,6 +134,7 @@ fn fixed_size_binary(array: &dyn Array) -> Result<&FixedSizeBinaryArray> {
 #[cfg(test)]
 mod tests {
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use parquet::arrow::ArrowWriter;

@@ -6,6 +6,7 @@
 //! <root>/<tenant>/blocks/<block_id>/bloom.bin     # trace-id bloom filter
 //! <root>/<tenant>/blocks/<block_id>/tags.json     # tag names and values
 //! <root>/<tenant>/blocks/<block_id>/meta.json   # written last
+//! <root>/<tenant>/blocks/<block_id>/meta.compacted.json  # once compacted or expired
 //! <root>/<tenant>/index.json                    # live block metas
 //! ```
 
@@ -73,6 +74,23 @@ impl Layout {
     /// `<tenant>/blocks/<id>/tags.json`: the block's tag summary.
     pub fn tags(&self, tenant: &str, block: Uuid) -> Path {
         self.join(format!("{tenant}/blocks/{block}/tags.json"))
+    }
+
+    /// `<tenant>/blocks/<id>/meta.compacted.json`: the block was compacted or expired.
+    pub fn compacted_meta(&self, tenant: &str, block: Uuid) -> Path {
+        self.join(format!("{tenant}/blocks/{block}/meta.compacted.json"))
+    }
+
+    /// Every object of a block, in the order they are deleted: data first,
+    /// `meta.json` and then `meta.compacted.json` last.
+    pub fn block_objects(&self, tenant: &str, block: Uuid) -> [Path; 5] {
+        [
+            self.data(tenant, block),
+            self.bloom(tenant, block),
+            self.tags(tenant, block),
+            self.meta(tenant, block),
+            self.compacted_meta(tenant, block),
+        ]
     }
 
     /// `<tenant>/index.json`

@@ -1,0 +1,451 @@
+//! The compactor: merges small blocks into bigger ones and enforces
+//! retention (DESIGN §2, after Tempo's compaction).
+//!
+//! ```text
+//! plan: live blocks ─► groups (same time window; same level while recent) of 2..=8 blocks
+//! merge: k sorted inputs ─► complete traces ─► prepare (sort, dedupe, nested sets) ─► one new block
+//! publish: meta.json of the new block (names its inputs) ─► catalog swap ─► inputs' meta.compacted.json
+//! delete: compacted/expired blocks' objects, compacted_block_retention later
+//! ```
+//!
+//! A trace whose spans were flushed into several blocks becomes one trace
+//! again: its nested-set and trace-level columns are computed over all its
+//! spans, and spans received twice are kept once. Inputs stay readable for
+//! `compacted_block_retention`, because queries that took their snapshot of
+//! the catalog before the swap still read them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use futures::StreamExt;
+use object_store::ObjectStore;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::block::{
+    BlockCatalog, BlockOrigin, BlockReader, BlockWriter, CompactedMeta, LiveBlock, delete_block_objects, mark_compacted,
+    prepare_block, unix_seconds,
+};
+use crate::config::{BlockConfig, CompactionConfig};
+use crate::error::{Error, Result};
+use crate::metrics::EngineMetrics;
+use crate::schema::{adapt_to_span_schema, col, column_index};
+use crate::storage::Layout;
+
+/// Blocks whose latest span ended within this long of now are "recent":
+/// they are merged only with blocks of their own compaction level, so that
+/// fresh small blocks are not merged into big ones over and over (Tempo's
+/// active window).
+const ACTIVE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Rows decoded per input batch.
+const READ_BATCH_ROWS: usize = 8192;
+
+/// Rows of complete traces prepared together and handed to the writer.
+const WRITE_CHUNK_ROWS: usize = 65_536;
+
+/// What a compaction run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CompactionReport {
+    /// New blocks written by merging.
+    pub compactions: usize,
+    /// Blocks merged into them.
+    pub blocks_compacted: usize,
+    /// Blocks taken out past `block_retention`.
+    pub blocks_expired: usize,
+    /// Compacted or expired blocks whose objects were deleted.
+    pub blocks_deleted: usize,
+}
+
+impl CompactionReport {
+    fn add(&mut self, other: CompactionReport) {
+        self.compactions += other.compactions;
+        self.blocks_compacted += other.blocks_compacted;
+        self.blocks_expired += other.blocks_expired;
+        self.blocks_deleted += other.blocks_deleted;
+    }
+}
+
+/// Merges, expires and deletes the blocks of every tenant.
+#[derive(Debug)]
+pub struct Compactor {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    catalog: Arc<BlockCatalog>,
+    block_config: BlockConfig,
+    config: CompactionConfig,
+    metrics: EngineMetrics,
+    /// One run at a time (the loop and `/compact`).
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Compactor {
+    /// A compactor of the blocks in `catalog`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        layout: Layout,
+        catalog: Arc<BlockCatalog>,
+        block_config: BlockConfig,
+        config: CompactionConfig,
+        metrics: EngineMetrics,
+    ) -> Self {
+        Self { store, layout, catalog, block_config, config, metrics, running: tokio::sync::Mutex::new(()) }
+    }
+
+    /// One cycle over every tenant: expire blocks past retention, run the
+    /// compactions planned now, delete blocks compacted long enough ago.
+    /// A failed compaction is logged and counted, and planned again next cycle.
+    pub async fn run_cycle(&self) -> Result<CompactionReport> {
+        let _running = self.running.lock().await;
+        let mut report = CompactionReport::default();
+        for tenant in self.catalog.tenants() {
+            report.add(self.expire(&tenant).await?);
+            let now_nanos = (unix_seconds() as i64).saturating_mul(1_000_000_000);
+            for group in plan(&self.catalog.blocks(&tenant), &self.config, now_nanos) {
+                match self.compact(&tenant, &group).await {
+                    Ok(_) => {
+                        report.compactions += 1;
+                        report.blocks_compacted += group.len();
+                    }
+                    Err(e) => {
+                        self.metrics.compaction_errors.inc();
+                        tracing::error!(%tenant, error = %e, "compaction failed; retried next cycle");
+                    }
+                }
+            }
+            report.blocks_deleted += self.delete_compacted(&tenant).await;
+        }
+        Ok(report)
+    }
+
+    /// Runs cycles until one finds nothing to merge (`POST /compact`, benches, tests).
+    pub async fn run_until_idle(&self) -> Result<CompactionReport> {
+        let mut total = CompactionReport::default();
+        loop {
+            let report = self.run_cycle().await?;
+            total.add(report);
+            if report.compactions == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs [`run_cycle`](Self::run_cycle) every `compaction_cycle` until the task is aborted.
+    pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.config.compaction_cycle.max(Duration::from_millis(100)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match this.run_cycle().await {
+                    Ok(report) if report != CompactionReport::default() => tracing::info!(?report, "compaction cycle"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "compaction cycle failed"),
+                }
+            }
+        })
+    }
+
+    /// Merges `inputs` into one block and swaps it in for them.
+    async fn compact(&self, tenant: &str, inputs: &[Arc<LiveBlock>]) -> Result<LiveBlock> {
+        let started = Instant::now();
+        let job = MergeJob {
+            store: self.store.clone(),
+            layout: self.layout.clone(),
+            block_config: self.block_config.clone(),
+            tenant: tenant.to_owned(),
+            inputs: inputs.to_vec(),
+            sizes: MergeSizes::default(),
+        };
+        // Decoding, sorting and zstd are CPU work: keep them off the async
+        // workers that serve ingest and queries.
+        let handle = tokio::runtime::Handle::current();
+        let block = tokio::task::spawn_blocking(move || handle.block_on(job.run()))
+            .await
+            .map_err(|e| Error::internal(format!("compaction task failed: {e}")))??;
+        let ids: Vec<Uuid> = inputs.iter().map(|b| b.meta.block_id).collect();
+        let spans = block.meta.span_count;
+        tracing::info!(
+            %tenant,
+            block = %block.meta.block_id,
+            level = block.meta.compaction_level,
+            inputs = ids.len(),
+            spans,
+            bytes = block.meta.size_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted blocks"
+        );
+        let compacted = self.catalog.replace(tenant, &ids, Some(block.clone()));
+        self.retire(tenant, &compacted).await;
+        self.metrics.compaction_blocks.inc_by(ids.len() as u64);
+        self.metrics.compaction_spans_written.inc_by(spans);
+        self.metrics.compaction_duration.observe(started.elapsed().as_secs_f64());
+        Ok(block)
+    }
+
+    /// Takes blocks whose newest spans were ingested more than
+    /// `block_retention` ago out of the catalog.
+    async fn expire(&self, tenant: &str) -> Result<CompactionReport> {
+        let now = unix_seconds();
+        let retention = self.config.block_retention.as_secs();
+        let expired: Vec<Uuid> = self
+            .catalog
+            .blocks(tenant)
+            .iter()
+            .filter(|b| b.meta.ingested_at().saturating_add(retention) < now)
+            .map(|b| b.meta.block_id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(CompactionReport::default());
+        }
+        let compacted = self.catalog.replace(tenant, &expired, None);
+        tracing::info!(%tenant, blocks = compacted.len(), "blocks past retention taken out");
+        self.retire(tenant, &compacted).await;
+        self.metrics.retention_marked.inc_by(compacted.len() as u64);
+        Ok(CompactionReport { blocks_expired: compacted.len(), ..Default::default() })
+    }
+
+    /// Marks blocks just taken out of the catalog as compacted in the store
+    /// and rewrites the tenant index. Failures are logged: the catalog
+    /// already answers without them, and at the next start a block named in
+    /// another's `compacted_from` is marked then (an expired one is expired again).
+    async fn retire(&self, tenant: &str, compacted: &[CompactedMeta]) {
+        for c in compacted {
+            if let Err(e) = mark_compacted(&self.store, &self.layout, c).await {
+                tracing::warn!(%tenant, block = %c.meta.block_id, error = %e, "could not mark a block compacted");
+            }
+        }
+        if let Err(e) = self.catalog.persist_index(tenant).await {
+            tracing::warn!(%tenant, error = %e, "could not rewrite the tenant index; it is repaired at start");
+        }
+    }
+
+    /// Deletes the objects of blocks compacted at least
+    /// `compacted_block_retention` ago. A block goes only after the blocks
+    /// it was merged from: while they exist, its meta is what keeps them
+    /// from coming back to life at a restart.
+    async fn delete_compacted(&self, tenant: &str) -> usize {
+        let now = unix_seconds();
+        let grace = self.config.compacted_block_retention.as_secs();
+        let compacted = self.catalog.compacted(tenant);
+        let pending: HashSet<Uuid> = compacted.iter().map(|c| c.meta.block_id).collect();
+        let mut deleted = 0;
+        for c in &compacted {
+            let due = c.compacted_unix_seconds.saturating_add(grace) <= now;
+            if !due || c.meta.compacted_from.iter().any(|id| pending.contains(id)) {
+                continue;
+            }
+            if delete_block_objects(&self.store, &self.layout, tenant, c.meta.block_id).await {
+                self.catalog.forget_compacted(tenant, c.meta.block_id);
+                self.metrics.retention_deleted.inc();
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+}
+
+/// Groups of live blocks to merge, lower compaction levels first. Blocks
+/// are grouped by the time window their latest span falls in; recent blocks
+/// (see [`ACTIVE_WINDOW`]) only with blocks of the same level. Inside a
+/// group the smallest blocks go first, `min_input_blocks..=max_input_blocks`
+/// at a time and at most `max_block_bytes` together.
+pub fn plan(blocks: &[Arc<LiveBlock>], config: &CompactionConfig, now_unix_nano: i64) -> Vec<Vec<Arc<LiveBlock>>> {
+    let window = (config.compaction_window.as_nanos() as i64).max(1);
+    let active_since = now_unix_nano.saturating_sub(ACTIVE_WINDOW.as_nanos() as i64);
+    let mut groups: BTreeMap<(u32, i64), Vec<Arc<LiveBlock>>> = BTreeMap::new();
+    for block in blocks {
+        let end = block.meta.max_end_unix_nano;
+        let level = if end >= active_since { block.meta.compaction_level } else { u32::MAX };
+        groups.entry((level, end.div_euclid(window))).or_default().push(block.clone());
+    }
+    let (min_inputs, max_inputs) = (config.min_input_blocks.max(2), config.max_input_blocks.max(2));
+    let mut plans = Vec::new();
+    for mut candidates in groups.into_values() {
+        candidates.sort_by_key(|b| (b.meta.size_bytes, b.meta.block_id));
+        let mut group: Vec<Arc<LiveBlock>> = Vec::new();
+        let mut bytes = 0u64;
+        for block in candidates {
+            let full = group.len() >= max_inputs || bytes.saturating_add(block.meta.size_bytes) > config.max_block_bytes;
+            if full {
+                if group.len() >= min_inputs {
+                    plans.push(std::mem::take(&mut group));
+                }
+                // Sorted by size: a block too big to join this group is too big for any later one.
+                group.clear();
+                bytes = 0;
+            }
+            bytes = bytes.saturating_add(block.meta.size_bytes);
+            group.push(block);
+        }
+        if group.len() >= min_inputs && bytes <= config.max_block_bytes {
+            plans.push(group);
+        }
+    }
+    plans
+}
+
+/// One merge, owned so that it can run on a blocking thread.
+struct MergeJob {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    block_config: BlockConfig,
+    tenant: String,
+    inputs: Vec<Arc<LiveBlock>>,
+    sizes: MergeSizes,
+}
+
+/// Batch sizes of a merge (small in tests, to cross many batch boundaries).
+#[derive(Debug, Clone, Copy)]
+struct MergeSizes {
+    read_batch_rows: usize,
+    write_chunk_rows: usize,
+}
+
+impl Default for MergeSizes {
+    fn default() -> Self {
+        Self { read_batch_rows: READ_BATCH_ROWS, write_chunk_rows: WRITE_CHUNK_ROWS }
+    }
+}
+
+/// One input block being read in trace-id order.
+struct Input {
+    stream: Option<ParquetRecordBatchStream<BlockReader>>,
+    /// Rows read but not yet handed to the output.
+    pending: Option<RecordBatch>,
+    block_id: Uuid,
+}
+
+impl Input {
+    /// Reads the next batch onto `pending`; false once the block is exhausted.
+    async fn read_more(&mut self) -> Result<bool> {
+        let Some(stream) = self.stream.as_mut() else { return Ok(false) };
+        match stream.next().await {
+            Some(batch) => {
+                let batch = adapt_to_span_schema(&batch?)
+                    .map_err(|e| Error::internal(format!("block {}: {e}", self.block_id)))?;
+                self.pending = Some(match self.pending.take() {
+                    Some(pending) => concat_batches(&batch.schema(), [&pending, &batch])?,
+                    None => batch,
+                });
+                Ok(true)
+            }
+            None => {
+                self.stream = None;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The largest trace id read so far (the last pending row's).
+    fn last_trace_id(&self) -> Option<[u8; 16]> {
+        let pending = self.pending.as_ref().filter(|b| b.num_rows() > 0)?;
+        trace_id_at(pending, pending.num_rows() - 1)
+    }
+
+    /// Takes the pending rows whose trace id is below `bound` (all with `None`).
+    fn take_below(&mut self, bound: Option<[u8; 16]>) -> Option<RecordBatch> {
+        let pending = self.pending.take()?;
+        let cut = match bound {
+            None => pending.num_rows(),
+            // Rows are sorted by trace id: the first row at or past the bound.
+            Some(bound) => partition_point(pending.num_rows(), |row| trace_id_at(&pending, row).is_some_and(|id| id < bound)),
+        };
+        if cut < pending.num_rows() {
+            self.pending = Some(pending.slice(cut, pending.num_rows() - cut));
+        }
+        (cut > 0).then(|| pending.slice(0, cut))
+    }
+}
+
+fn trace_id_at(batch: &RecordBatch, row: usize) -> Option<[u8; 16]> {
+    batch.column(column_index(col::TRACE_ID)).as_fixed_size_binary_opt()?.value(row).try_into().ok()
+}
+
+/// The first index in `0..len` where `below` is false (`below` must be true then false).
+fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) { lo = mid + 1 } else { hi = mid }
+    }
+    lo
+}
+
+impl MergeJob {
+    async fn run(self) -> Result<LiveBlock> {
+        let mut inputs = Vec::with_capacity(self.inputs.len());
+        for block in &self.inputs {
+            let reader = BlockReader::new(self.store.clone(), &self.layout, &block.meta, None);
+            let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(self.sizes.read_batch_rows).build()?;
+            inputs.push(Input { stream: Some(stream), pending: None, block_id: block.meta.block_id });
+        }
+        let expected_traces = self.inputs.iter().map(|b| b.meta.trace_count).sum();
+        let mut writer =
+            BlockWriter::new(self.store.clone(), self.layout.clone(), &self.block_config, &self.tenant, expected_traces)?;
+        match merge_into(&mut inputs, &mut writer, self.sizes.write_chunk_rows).await {
+            Ok(()) => {}
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        }
+        let origin = BlockOrigin {
+            compaction_level: self.inputs.iter().map(|b| b.meta.compaction_level).max().unwrap_or(0) + 1,
+            ingested_unix_seconds: self.inputs.iter().map(|b| b.meta.ingested_at()).max().unwrap_or(0),
+            wal_segments: Vec::new(),
+            compacted_from: self.inputs.iter().map(|b| b.meta.block_id).collect(),
+        };
+        writer.finish(origin).await
+    }
+}
+
+/// Streams the inputs into `writer` in trace-id order, a chunk of complete
+/// traces at a time. Every input is sorted by trace id, so rows below the
+/// smallest "last trace id read" among the inputs not yet exhausted are
+/// complete: no input can hold more of them.
+async fn merge_into(inputs: &mut [Input], writer: &mut BlockWriter, chunk_rows_wanted: usize) -> Result<()> {
+    let mut chunk: Vec<RecordBatch> = Vec::new();
+    let mut chunk_rows = 0;
+    loop {
+        for input in inputs.iter_mut() {
+            while input.stream.is_some() && input.last_trace_id().is_none() {
+                input.read_more().await?;
+            }
+        }
+        let open: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].stream.is_some()).collect();
+        // Every open input has pending rows here; `None` once all are read.
+        let bound = open.iter().filter_map(|&i| inputs[i].last_trace_id()).min();
+        for input in inputs.iter_mut() {
+            if let Some(rows) = input.take_below(bound) {
+                chunk_rows += rows.num_rows();
+                chunk.push(rows);
+            }
+        }
+        if chunk_rows >= chunk_rows_wanted || (bound.is_none() && chunk_rows > 0) {
+            let prepared = prepare_block(&std::mem::take(&mut chunk))?;
+            chunk_rows = 0;
+            writer.write(&prepared).await?;
+        }
+        if bound.is_none() {
+            return Ok(());
+        }
+        // The inputs whose rows all belong to the bound trace read on; every
+        // other open input still holds rows past it.
+        for &i in &open {
+            if inputs[i].last_trace_id() == bound {
+                inputs[i].read_more().await?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
