@@ -53,7 +53,9 @@ pub struct ProcStats {
 }
 
 /// The config: every receiver on an ephemeral loopback port, blocks cut as
-/// `cut` says, data under `dir`; the rest is the defaults.
+/// `cut` says, data under `dir`; compaction only on `POST /compact` (so that
+/// it is measured apart from ingest) with no grace for the merged blocks;
+/// the rest is the defaults.
 fn config_yaml(dir: &Path, cut: BlockCut) -> String {
     let block_duration = match cut {
         BlockCut::Default => "30s",
@@ -66,6 +68,7 @@ fn config_yaml(dir: &Path, cut: BlockCut) -> String {
          \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
          \x20   zipkin:\n      endpoint: 127.0.0.1:0\n\
          ingester:\n  max_block_duration: {block_duration}\n\
+         compactor:\n  compaction:\n    compaction_cycle: 24h\n    compacted_block_retention: 0s\n\
          storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n",
         dir.join("blocks").display(),
         dir.join("wal").display(),
@@ -145,6 +148,17 @@ impl Server {
             bail!("POST /flush: {} {}", response.status(), response.text().await.unwrap_or_default());
         }
         Ok(())
+    }
+
+    /// `POST /compact`: merges blocks until nothing is left to merge.
+    /// Returns how many blocks were merged.
+    pub async fn compact(&self) -> Result<u64> {
+        let response = self.client.post(self.url("/compact")).send().await.context("POST /compact")?;
+        if response.status() != 200 {
+            bail!("POST /compact: {} {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        let report: serde_json::Value = response.json().await.context("JSON of POST /compact")?;
+        report["blocks_compacted"].as_u64().context("blocks_compacted in the answer of POST /compact")
     }
 
     /// GETs `path` with query `params` and parses the JSON answer; errors on non-2xx.
