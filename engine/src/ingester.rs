@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
@@ -69,26 +69,63 @@ impl Head {
 
 /// A cut head waiting to become a block; still answers queries.
 struct Sealed {
-    batches: Vec<RecordBatch>,
-    bytes: usize,
+    /// Raw batches until first prepared, then the prepared batch alone (the
+    /// WAL segments keep the spans durable either way).
+    spans: Mutex<SealedSpans>,
+    /// Arrow memory held by `spans`, counted against `max_unflushed_bytes`.
+    bytes: AtomicUsize,
     /// WAL segments holding these spans, deleted once the block is written.
     segment_paths: Vec<PathBuf>,
-    /// The spans prepared like a block, computed once (queries and the flush share it).
-    prepared: std::sync::OnceLock<RecordBatch>,
+    /// How often the spans were prepared (tests check it is once).
+    #[cfg(test)]
+    preparations: AtomicUsize,
+}
+
+enum SealedSpans {
+    Raw(Vec<RecordBatch>),
+    /// Sorted, de-duplicated and with derived columns, like a block.
+    Prepared(RecordBatch),
 }
 
 impl Sealed {
-    fn new(batches: Vec<RecordBatch>, bytes: usize, segment_paths: Vec<PathBuf>) -> Self {
-        Self { batches, bytes, segment_paths, prepared: std::sync::OnceLock::new() }
+    fn new(batches: Vec<RecordBatch>, segment_paths: Vec<PathBuf>) -> Self {
+        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        Self {
+            spans: Mutex::new(SealedSpans::Raw(batches)),
+            bytes: AtomicUsize::new(bytes),
+            segment_paths,
+            #[cfg(test)]
+            preparations: AtomicUsize::new(0),
+        }
     }
 
-    /// The sealed spans sorted, de-duplicated and with derived columns.
+    /// Arrow memory currently held.
+    fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The sealed spans prepared like a block, computed exactly once: the
+    /// lock is held while preparing, so concurrent queries and the flush wait
+    /// for the first caller and share its batch; the raw batches are dropped.
     fn prepared(&self) -> Result<RecordBatch> {
-        if let Some(batch) = self.prepared.get() {
-            return Ok(batch.clone());
+        let mut spans = self.spans.lock();
+        let batch = match &*spans {
+            SealedSpans::Prepared(batch) => return Ok(batch.clone()),
+            SealedSpans::Raw(batches) => prepare_block(batches)?,
+        };
+        #[cfg(test)]
+        self.preparations.fetch_add(1, Ordering::Relaxed);
+        self.bytes.store(batch.get_array_memory_size(), Ordering::Relaxed);
+        *spans = SealedSpans::Prepared(batch.clone());
+        Ok(batch)
+    }
+
+    /// The spans as held: the raw batches, or the prepared one.
+    fn batches(&self) -> Vec<RecordBatch> {
+        match &*self.spans.lock() {
+            SealedSpans::Raw(batches) => batches.clone(),
+            SealedSpans::Prepared(batch) => vec![batch.clone()],
         }
-        let batch = prepare_block(&self.batches)?;
-        Ok(self.prepared.get_or_init(|| batch).clone())
     }
 }
 
@@ -106,7 +143,7 @@ struct TenantState {
 
 impl TenantState {
     fn unflushed_bytes(&self) -> usize {
-        self.head.as_ref().map_or(0, |h| h.bytes) + self.sealed.iter().map(|s| s.bytes).sum::<usize>()
+        self.head.as_ref().map_or(0, |h| h.bytes) + self.sealed.iter().map(|s| s.bytes()).sum::<usize>()
     }
 }
 
@@ -153,13 +190,10 @@ impl Ingester {
         let wal_dir = storage.wal.path.clone();
         std::fs::create_dir_all(&wal_dir).map_err(Error::io(format!("creating WAL dir {}", wal_dir.display())))?;
         let replayed = wal::replay(&wal_dir)?;
-        // Segment numbers grow across restarts (a block's meta names its
-        // segments, so a number must never be reused).
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        let next_seq = replayed.iter().map(|s| s.seq + 1).max().unwrap_or(1).max(now);
+        let next_seq = first_free_seq(&replayed, &catalog);
         // All segments of a tenant replay into one sealed head, so spans
         // written twice (carried between heads) are de-duplicated in one block.
-        let mut by_tenant: HashMap<String, Sealed> = HashMap::new();
+        let mut by_tenant: HashMap<String, (Vec<RecordBatch>, Vec<PathBuf>)> = HashMap::new();
         for segment in replayed {
             let name = WalSegment::file_name(&segment.path);
             let flushed = catalog.blocks(&segment.tenant).iter().any(|b| b.meta.wal_segments.contains(&name));
@@ -171,15 +205,14 @@ impl Ingester {
             let spans: usize = segment.batches.iter().map(|b| b.num_rows()).sum();
             metrics.wal_replayed_spans.inc_by(spans as u64);
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
-            let sealed = by_tenant.entry(segment.tenant.clone()).or_insert_with(|| Sealed::new(Vec::new(), 0, Vec::new()));
-            sealed.bytes += segment.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
-            sealed.batches.extend(segment.batches);
-            sealed.segment_paths.push(segment.path);
+            let (batches, paths) = by_tenant.entry(segment.tenant).or_default();
+            batches.extend(segment.batches);
+            paths.push(segment.path);
         }
         let tenants: HashMap<String, Arc<Mutex<TenantState>>> = by_tenant
             .into_iter()
-            .map(|(tenant, sealed)| {
-                let state = TenantState { sealed: vec![Arc::new(sealed)], ..Default::default() };
+            .map(|(tenant, (batches, paths))| {
+                let state = TenantState { sealed: vec![Arc::new(Sealed::new(batches, paths))], ..Default::default() };
                 (tenant, Arc::new(Mutex::new(state)))
             })
             .collect();
@@ -257,13 +290,18 @@ impl Ingester {
             Ok(end) => end,
             Err(e) => {
                 // Retire the segment (cut back to its last complete record) and
-                // its head; the next write starts a new one.
+                // its head; the next write starts a new one. The head's
+                // acknowledged spans stay queryable as a sealed head even when
+                // the cut fails: replay stops at a torn record anyway.
                 let head = state.head.take().expect("head exists");
-                let path = head.segment.abandon()?;
+                let path = head.segment.path().to_owned();
+                if let Err(abandon_error) = head.segment.abandon() {
+                    tracing::error!(path = %path.display(), error = %abandon_error, "could not cut back a failed WAL segment");
+                }
                 if head.batches.is_empty() {
                     let _ = std::fs::remove_file(&path);
                 } else {
-                    state.sealed.push(Arc::new(Sealed::new(head.batches, head.bytes, vec![path])));
+                    state.sealed.push(Arc::new(Sealed::new(head.batches, vec![path])));
                 }
                 state.generation += 1;
                 return Err(e);
@@ -296,7 +334,7 @@ impl Ingester {
                 Ok(batch) => out.push(batch),
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing sealed spans failed; serving them raw");
-                    out.extend(s.batches.iter().cloned());
+                    out.extend(s.batches());
                 }
             }
         }
@@ -411,8 +449,7 @@ impl Ingester {
             let _ = std::fs::remove_file(old.segment.path());
             return Ok(());
         }
-        let bytes = kept.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
-        state.sealed.push(Arc::new(Sealed::new(kept, bytes, vec![old.segment.path().to_owned()])));
+        state.sealed.push(Arc::new(Sealed::new(kept, vec![old.segment.path().to_owned()])));
         Ok(())
     }
 
@@ -430,17 +467,12 @@ impl Ingester {
     }
 
     /// Writes a sealed head as a block; `None` when it held nothing to write.
-    async fn write_sealed(&self, tenant: &str, sealed: &Sealed) -> Result<Option<crate::block::LiveBlock>> {
+    async fn write_sealed(&self, tenant: &str, sealed: &Arc<Sealed>) -> Result<Option<crate::block::LiveBlock>> {
         let started = Instant::now();
-        let prepared = match sealed.prepared.get() {
-            Some(batch) => batch.clone(),
-            None => {
-                let batches = sealed.batches.clone();
-                tokio::task::spawn_blocking(move || prepare_block(&batches))
-                    .await
-                    .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??
-            }
-        };
+        let to_prepare = sealed.clone();
+        let prepared = tokio::task::spawn_blocking(move || to_prepare.prepared())
+            .await
+            .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
         if prepared.num_rows() == 0 {
             return Ok(None);
         }
@@ -480,6 +512,25 @@ impl Ingester {
     }
 }
 
+/// The first WAL segment number never used before: above every replayed
+/// segment, every segment a block's meta names (a block keeps its segments'
+/// names after they are deleted, so a reused number would make replay drop
+/// a new segment as already flushed), and the wall clock in nanoseconds
+/// (numbers grow across restarts even with an empty WAL and no blocks).
+fn first_free_seq(replayed: &[wal::ReplayedSegment], catalog: &BlockCatalog) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let replayed_max = replayed.iter().map(|s| s.seq).max();
+    let recorded_max = catalog
+        .tenants()
+        .iter()
+        .flat_map(|tenant| {
+            catalog.blocks(tenant).iter().flat_map(|b| b.meta.wal_segments.iter().filter_map(|n| WalSegment::seq_of(n))).max()
+        })
+        .max();
+    let used_max = replayed_max.max(recorded_max);
+    used_max.map_or(1, |seq| seq.saturating_add(1)).max(now)
+}
+
 /// Splits head batches into the rows of traces not in `live` (kept for the
 /// block) and those in it (carried to the next head).
 fn split_live(batches: &[RecordBatch], live: &HashSet<[u8; 16]>) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
@@ -505,4 +556,133 @@ fn split_live(batches: &[RecordBatch], live: &HashSet<[u8; 16]>) -> Result<(Vec<
         }
     }
     Ok((kept, carried))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use object_store::memory::InMemory;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    use super::*;
+    use crate::convert::SpanBatchBuilder;
+
+    /// `spans` spans of trace `trace`.
+    fn batch(trace: u8, spans: u8) -> RecordBatch {
+        let spans = (1..=spans)
+            .map(|i| Span { trace_id: vec![trace; 16], span_id: vec![i; 8], name: format!("s{i}"), ..Default::default() })
+            .collect();
+        let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
+        let mut b = SpanBatchBuilder::new();
+        b.append_resource_spans(&rs, |reason| panic!("{reason}")).unwrap();
+        b.finish().unwrap()
+    }
+
+    fn rows(batches: &[RecordBatch]) -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    async fn empty_catalog(store: &Arc<dyn ObjectStore>) -> Arc<BlockCatalog> {
+        Arc::new(BlockCatalog::load(store.clone(), Layout::default(), false).await.unwrap())
+    }
+
+    fn open(wal_dir: &Path, store: Arc<dyn ObjectStore>, catalog: Arc<BlockCatalog>) -> Arc<Ingester> {
+        let mut storage = TraceStorageConfig::default();
+        storage.wal.path = wal_dir.to_owned();
+        let config = IngesterConfig::default();
+        Arc::new(Ingester::open(config, &storage, store, Layout::default(), catalog, EngineMetrics::default()).unwrap())
+    }
+
+    /// An ingester whose "t1" has one sealed head of 5 spans (two traces).
+    async fn with_sealed_head(wal_dir: &Path) -> (Arc<Ingester>, Arc<Sealed>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ingester = open(wal_dir, store.clone(), empty_catalog(&store).await);
+        ingester.append_blocking("t1", batch(1, 3)).unwrap();
+        ingester.append_blocking("t1", batch(2, 2)).unwrap();
+        let state = ingester.tenant("t1");
+        ingester.cut_if_due("t1", &state, true).unwrap();
+        let sealed = state.lock().sealed[0].clone();
+        (ingester, sealed)
+    }
+
+    #[tokio::test]
+    async fn concurrent_queries_prepare_a_sealed_head_once_and_it_then_holds_only_the_prepared_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingester, sealed) = with_sealed_head(dir.path()).await;
+        let raw_bytes = sealed.bytes();
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    barrier.wait();
+                    assert_eq!(rows(&ingester.unflushed_batches("t1")), 5);
+                });
+            }
+        });
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
+        let SealedSpans::Prepared(prepared) = &*sealed.spans.lock() else { panic!("raw batches kept after preparing") };
+        assert_eq!(sealed.bytes(), prepared.get_array_memory_size());
+        assert_ne!(sealed.bytes(), raw_bytes);
+        assert_eq!(ingester.tenant("t1").lock().unflushed_bytes(), prepared.get_array_memory_size());
+    }
+
+    #[tokio::test]
+    async fn a_flush_shares_its_prepared_batch_with_later_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingester, sealed) = with_sealed_head(dir.path()).await;
+        let block = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
+        assert_eq!(block.meta.span_count, 5);
+        assert!(matches!(*sealed.spans.lock(), SealedSpans::Prepared(_)), "the flush keeps what it prepared");
+        // Until the block is published, queries still read the sealed head.
+        assert_eq!(rows(&ingester.unflushed_batches("t1")), 5);
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_wal_write_keeps_the_heads_spans_queryable_even_when_the_segment_cannot_be_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ingester = open(dir.path(), store.clone(), empty_catalog(&store).await);
+        ingester.append_blocking("t1", batch(1, 3)).unwrap();
+        let path = {
+            let state = ingester.tenant("t1");
+            let state = state.lock();
+            let segment = &state.head.as_ref().unwrap().segment;
+            // The next write fails (as after a failed fsync), and so does
+            // cutting the segment back (it cannot be reopened).
+            segment.sync().poison();
+            std::fs::remove_file(segment.path()).unwrap();
+            segment.path().to_owned()
+        };
+        assert!(ingester.append_blocking("t1", batch(2, 2)).is_err());
+        assert_eq!(rows(&ingester.unflushed_batches("t1")), 3, "acknowledged spans are still queryable");
+        let state = ingester.tenant("t1");
+        let state = state.lock();
+        assert!(state.head.is_none());
+        assert_eq!(state.sealed.len(), 1);
+        assert_eq!(state.sealed[0].segment_paths, [path]);
+    }
+
+    #[tokio::test]
+    async fn segment_numbers_stay_above_those_recorded_in_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = empty_catalog(&store).await;
+        // A block from segments numbered far beyond today's clock, as after
+        // the clock went back and the WAL emptied.
+        let recorded = u64::MAX - 10;
+        let prepared = prepare_block(&[batch(1, 2)]).unwrap();
+        let block_config = BlockConfig::default();
+        let block = write_block(&store, &Layout::default(), &block_config, "t1", &prepared, vec![format!("{recorded:020}.arrow")])
+            .await
+            .unwrap();
+        catalog.insert(block);
+        let ingester = open(dir.path(), store, catalog);
+        ingester.append_blocking("t2", batch(2, 1)).unwrap();
+        let state = ingester.tenant("t2");
+        let state = state.lock();
+        let name = WalSegment::file_name(state.head.as_ref().unwrap().segment.path());
+        assert!(WalSegment::seq_of(&name).unwrap() > recorded, "segment {name} reuses a number a block records");
+    }
 }

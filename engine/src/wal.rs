@@ -82,6 +82,12 @@ impl SegmentSync {
         Ok(())
     }
 
+    /// Marks the segment as after a failed fsync (tests of the ingester's recovery).
+    #[cfg(test)]
+    pub(crate) fn poison(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
     fn failed_error(&self) -> Error {
         Error::io(format!("WAL segment {} had a failed fsync", self.path.display()))(std::io::Error::other("earlier fsync failed"))
     }
@@ -159,6 +165,12 @@ impl WalSegment {
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
+    /// The segment number in a file name made by [`Self::file_name`]
+    /// (`<seq>.arrow`); `None` for any other name.
+    pub fn seq_of(file_name: &str) -> Option<u64> {
+        file_name.strip_suffix(SEGMENT_SUFFIX).and_then(|s| s.parse::<u64>().ok())
+    }
+
     /// Path of the segment file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -190,7 +202,7 @@ pub fn replay(wal_dir: &Path) -> Result<Vec<ReplayedSegment>> {
         for seg in segments.flatten() {
             let path = seg.path();
             let name = seg.file_name().to_string_lossy().into_owned();
-            let Some(seq) = name.strip_suffix(SEGMENT_SUFFIX).and_then(|s| s.parse::<u64>().ok()) else { continue };
+            let Some(seq) = WalSegment::seq_of(&name) else { continue };
             let batches = match read_segment(&path) {
                 Ok(b) => b,
                 Err(e) => {
