@@ -28,8 +28,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::block::{
-    BlockCatalog, BlockOrigin, BlockReader, BlockWriter, CompactedMeta, LiveBlock, delete_block_objects, mark_compacted,
-    prepare_block, unix_seconds,
+    BlockCatalog, BlockOrigin, BlockReader, BlockWriter, CompactedMeta, LiveBlock, TagSummary, delete_block_objects,
+    mark_compacted, prepare_block, unix_seconds,
 };
 use crate::config::{BlockConfig, CompactionConfig};
 use crate::error::{Error, Result};
@@ -43,11 +43,14 @@ use crate::storage::Layout;
 /// active window).
 const ACTIVE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Rows decoded per input batch.
-const READ_BATCH_ROWS: usize = 8192;
+/// Rows decoded per input batch. A row is about 1.5 KB in Arrow (strings
+/// and attribute maps are not dictionary-encoded there), and every input
+/// holds a batch or two: 2048 rows keep eight inputs near 50 MB.
+const READ_BATCH_ROWS: usize = 2048;
 
-/// Rows of complete traces prepared together and handed to the writer.
-const WRITE_CHUNK_ROWS: usize = 65_536;
+/// Rows of complete traces prepared together and handed to the writer
+/// (held twice meanwhile: as read, and sorted).
+const WRITE_CHUNK_ROWS: usize = 16_384;
 
 /// What a compaction run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -390,6 +393,17 @@ impl MergeJob {
         let expected_traces = self.inputs.iter().map(|b| b.meta.trace_count).sum();
         let mut writer =
             BlockWriter::new(self.store.clone(), self.layout.clone(), &self.block_config, &self.tenant, expected_traces)?;
+        // Every input's tag summary at hand: their union is the merged block's.
+        // (Trace-level intrinsics such as rootName may keep a value a merged
+        // trace no longer has; autocomplete can live with that.)
+        let summaries: Option<Vec<&TagSummary>> = self.inputs.iter().map(|b| b.tags.as_deref()).collect();
+        if let Some(summaries) = summaries {
+            let mut union = TagSummary::default();
+            for summary in summaries {
+                union.merge(summary);
+            }
+            writer = writer.with_tag_summary(union);
+        }
         match merge_into(&mut inputs, &mut writer, self.sizes.write_chunk_rows).await {
             Ok(()) => {}
             Err(e) => {

@@ -279,6 +279,9 @@ pub struct BlockWriter {
     writer: AsyncArrowWriter<BufWriter>,
     trace_filter: Sbbf,
     tags: TagSummary,
+    /// Whether [`write`](Self::write) adds each batch to `tags` (false when
+    /// the summary was given: the union of the inputs' of a compaction).
+    summarise: bool,
     spans: u64,
     traces: u64,
     min_trace_id: Option<[u8; 16]>,
@@ -303,6 +306,7 @@ impl BlockWriter {
             writer,
             trace_filter: Sbbf::new_with_ndv_fpp(expected_traces.max(1), config.bloom_filter_fpp)?,
             tags: TagSummary::default(),
+            summarise: true,
             spans: 0,
             traces: 0,
             min_trace_id: None,
@@ -310,6 +314,15 @@ impl BlockWriter {
             min_start: i64::MAX,
             max_end: i64::MIN,
         })
+    }
+
+    /// Uses `tags` as the block's tag summary instead of summarising the
+    /// rows written. For a compaction, the union of its inputs' summaries
+    /// is the summary of the merged rows, and costs nothing to compute.
+    pub fn with_tag_summary(mut self, tags: TagSummary) -> Self {
+        self.tags = tags;
+        self.summarise = false;
+        self
     }
 
     /// Appends prepared rows; they must follow the rows written before in trace-id order.
@@ -339,7 +352,9 @@ impl BlockWriter {
             self.min_start = self.min_start.min(*start);
             self.max_end = self.max_end.max(start.wrapping_add(*duration));
         }
-        self.tags.merge(&TagSummary::from_batch(batch)?);
+        if self.summarise {
+            self.tags.merge(&TagSummary::from_batch(batch)?);
+        }
         self.spans += batch.num_rows() as u64;
         self.writer.write(batch).await?;
         Ok(())

@@ -124,6 +124,7 @@ async fn merged_block_equals_preparing_all_spans_at_once() {
         assert_eq!(merged.meta.trace_count, 120);
         let rows = f.rows(&merged.meta).await;
         assert_eq!(rows, expected, "batches {read_batch_rows}/{write_chunk_rows}: same rows, nested sets and trace columns");
+        assert_eq!(merged.tags.as_deref(), Some(&TagSummary::from_batch(&expected).unwrap()), "the union of the inputs' tags");
         let parents = rows.column(column_index(col::NESTED_SET_PARENT)).as_any().downcast_ref::<Int32Array>().unwrap();
         assert!(!parents.values().contains(&0), "every span is reachable from its root again");
         let ids = rows.column(column_index(col::TRACE_ID)).as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap();
