@@ -2,7 +2,7 @@
 //! retention (DESIGN §2, after Tempo's compaction).
 //!
 //! ```text
-//! plan: live blocks ─► groups (same time window; same level while recent) of 2..=8 blocks
+//! plan: live blocks ─► groups (same time window; same level while recent) of 2..=32 blocks
 //! merge: k sorted inputs ─► complete traces ─► prepare (sort, dedupe, nested sets) ─► one new block
 //! publish: meta.json of the new block (names its inputs) ─► catalog swap ─► inputs' meta.compacted.json
 //! delete: compacted/expired blocks' objects, compacted_block_retention later
@@ -43,10 +43,13 @@ use crate::storage::Layout;
 /// active window).
 const ACTIVE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Rows decoded per input batch. A row is about 1.5 KB in Arrow (strings
-/// and attribute maps are not dictionary-encoded there), and every input
-/// holds a batch or two: 2048 rows keep eight inputs near 50 MB.
-const READ_BATCH_ROWS: usize = 2048;
+/// Rows decoded per batch over all inputs together (each input reads its
+/// share, at least [`MIN_READ_BATCH_ROWS`]). A row is about 1.5 KB in Arrow
+/// (strings and attribute maps are not dictionary-encoded there), and each
+/// input holds a batch or two: this keeps the read side near 50 MB however
+/// many blocks are merged.
+const READ_ROWS: usize = 16_384;
+const MIN_READ_BATCH_ROWS: usize = 256;
 
 /// Rows of complete traces prepared together and handed to the writer
 /// (held twice meanwhile: as read, and sorted).
@@ -165,7 +168,7 @@ impl Compactor {
             block_config: self.block_config.clone(),
             tenant: tenant.to_owned(),
             inputs: inputs.to_vec(),
-            sizes: MergeSizes::default(),
+            sizes: MergeSizes::for_inputs(inputs.len()),
         };
         // Decoding, sorting and zstd are CPU work: keep them off the async
         // workers that serve ingest and queries.
@@ -312,9 +315,10 @@ struct MergeSizes {
     write_chunk_rows: usize,
 }
 
-impl Default for MergeSizes {
-    fn default() -> Self {
-        Self { read_batch_rows: READ_BATCH_ROWS, write_chunk_rows: WRITE_CHUNK_ROWS }
+impl MergeSizes {
+    fn for_inputs(inputs: usize) -> Self {
+        let read_batch_rows = (READ_ROWS / inputs.max(1)).max(MIN_READ_BATCH_ROWS);
+        Self { read_batch_rows, write_chunk_rows: WRITE_CHUNK_ROWS }
     }
 }
 

@@ -181,7 +181,10 @@ pub struct CompactionConfig {
     pub compaction_window: Duration,
     /// The inputs of one compaction hold at most this many bytes (≈ the output's size).
     pub max_block_bytes: u64,
-    /// Fewest and most blocks merged by one compaction.
+    /// Fewest and most blocks merged by one compaction. More than Tempo's
+    /// 4: a merge reads a fixed number of rows at a time whatever the number
+    /// of inputs, and every level of merging rewrites all the data again
+    /// (on `small`, 39 blocks: 12.3 CPU-s with 8, 6.0 with 40).
     pub min_input_blocks: usize,
     pub max_input_blocks: usize,
     /// How often to look for blocks to compact and expire.
@@ -197,7 +200,7 @@ impl Default for CompactionConfig {
             compaction_window: Duration::from_secs(3600),
             max_block_bytes: 100 * 1024 * 1024 * 1024,
             min_input_blocks: 2,
-            max_input_blocks: 8,
+            max_input_blocks: 32,
             compaction_cycle: Duration::from_secs(30),
         }
     }

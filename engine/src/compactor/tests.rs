@@ -182,7 +182,7 @@ async fn inputs_of_a_written_block_are_not_live_after_a_crash_before_marking_the
         block_config: BlockConfig::default(),
         tenant: TENANT.into(),
         inputs: inputs.clone(),
-        sizes: MergeSizes::default(),
+        sizes: MergeSizes::for_inputs(2),
     };
     let merged = job.run().await.unwrap();
 
