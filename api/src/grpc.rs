@@ -3,18 +3,19 @@
 //! data source uses for streaming search. The tenant comes from the
 //! `x-scope-orgid` metadata.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use spanlake_ingest::TENANT_HEADER;
-use spanlake_traceql::search::{SearchRequest as EngineRequest, SearchResult};
+use spanlake_traceql::search::{SearchRequest as EngineRequest, SearchResult, TraceSummary};
 use tonic::{Request, Response, Status};
 
 use crate::http::AppState;
-use crate::http::search::{MAX_LIMIT, MAX_SPANS_PER_SPANSET, ROOT_NOT_YET_RECEIVED, SearchScope, execute_search};
+use crate::http::search::{MAX_LIMIT, MAX_SPANS_PER_SPANSET, ROOT_NOT_YET_RECEIVED, SearchScope, execute_search, parse_query};
 use crate::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
-use crate::http::metrics::{execute_metrics, prom_labels};
+use crate::http::metrics::{execute_metrics, metrics_request, now_unix_nanos, prom_labels};
 use crate::tempopb::{
     QueryRangeRequest, QueryRangeResponse, Sample, SearchMetrics, SearchRequest, SearchResponse, ServiceStats, Span, SpanSet,
     TimeSeries, TraceSearchMetadata,
@@ -101,10 +102,18 @@ fn async_stream_two(
     let first = (!early.traces.is_empty()).then(|| Ok(search_response(&early, 0, 0)));
     let second = futures::stream::once(async move {
         let (mut full, blocks, bytes) = full.await?;
-        full.traces.retain(|t| !early.traces.contains(t));
+        retain_new_or_changed(&mut full.traces, &early.traces);
         Ok(search_response(&full, blocks, bytes))
     });
     Box::pin(futures::stream::iter(first).chain(second))
+}
+
+/// Keeps the traces of `full` that `early` does not hold as they are: new
+/// ones, and those that gained spans since (sent again, whole).
+fn retain_new_or_changed(full: &mut Vec<TraceSummary>, early: &[TraceSummary]) {
+    // By trace id: answers can hold 100k traces.
+    let shown: HashMap<[u8; 16], &TraceSummary> = early.iter().map(|t| (t.trace_id, t)).collect();
+    full.retain(|t| shown.get(&t.trace_id).is_none_or(|e| *e != t));
 }
 type MetricsStream = Pin<Box<dyn Stream<Item = Result<QueryRangeResponse, Status>> + Send>>;
 
@@ -129,13 +138,11 @@ impl StreamingQuerier for Streaming {
     async fn metrics_query_range(&self, request: Request<QueryRangeRequest>) -> Result<Response<MetricsStream>, Status> {
         let tenant = self.tenant(&request)?;
         let r = request.into_inner();
-        let query = spanlake_traceql::parse(&r.query).map_err(|e| Status::invalid_argument(format!("invalid TraceQL query: {e}")))?;
+        let query = parse_query(&r.query).map_err(status)?;
         let nanos = |v: u64| i64::try_from(v).map_err(|_| Status::invalid_argument("time out of range"));
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        let (start, end) = (nanos(r.start)?, if r.end == 0 { now } else { nanos(r.end)? });
-        let step = if r.step == 0 { (end.saturating_sub(start) / 100).max(1_000_000_000) } else { nanos(r.step)? };
-        let request = spanlake_traceql::metrics::MetricsRequest { start, end, step };
-        request.validate().map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (start, end) = (nanos(r.start)?, if r.end == 0 { now_unix_nanos() } else { nanos(r.end)? });
+        let step = if r.step == 0 { None } else { Some(nanos(r.step)?) };
+        let request = metrics_request(start, end, step).map_err(status)?;
         let series = execute_metrics(&self.state, &tenant, &query, &request).await.map_err(status)?;
         let message = QueryRangeResponse {
             series: series
@@ -154,7 +161,7 @@ impl StreamingQuerier for Streaming {
     async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchStream>, Status> {
         let tenant = self.tenant(&request)?;
         let r = request.into_inner();
-        let query = if r.query.trim().is_empty() { "{}".to_owned() } else { r.query };
+        let query = parse_query(if r.query.trim().is_empty() { "{}" } else { &r.query }).map_err(status)?;
         let seconds = |s: u32| (s > 0).then_some(s as i64 * 1_000_000_000);
         let (start, end) = (seconds(r.start), seconds(r.end).map(|e| e + 999_999_999));
         if let (Some(s), Some(e)) = (start, end)
@@ -178,14 +185,41 @@ impl StreamingQuerier for Streaming {
         };
         // First what memory holds (fast), then the full answer's traces that
         // are new or changed since: each message carries only those, as Tempo
-        // streams, and the metrics are cumulative.
+        // streams, and the metrics are cumulative. The full answer reads the
+        // unflushed spans again: a trace can be partly in memory and partly
+        // in blocks, and only one search over both sees it whole.
         let (early, _, _) =
             execute_search(&self.state, &tenant, &query, &request, SearchScope::Unflushed).await.map_err(status)?;
         let state = self.state.clone();
         let stream = async_stream_two(early, async move {
-            let (full, blocks, bytes) = execute_search(&state, &tenant, &query, &request, SearchScope::All).await.map_err(status)?;
-            Ok((full, blocks, bytes))
+            execute_search(&state, &tenant, &query, &request, SearchScope::All).await.map_err(status)
         });
         Ok(Response::new(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(id: u8, duration_nano: i64) -> TraceSummary {
+        TraceSummary {
+            trace_id: [id; 16],
+            root_service_name: None,
+            root_trace_name: None,
+            start_unix_nano: 0,
+            duration_nano,
+            spansets: Vec::new(),
+            service_stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_second_message_holds_only_new_or_changed_traces() {
+        let early = vec![trace(1, 10), trace(2, 10)];
+        // 1 unchanged, 2 grew, 3 is new (from the blocks).
+        let mut full = vec![trace(3, 10), trace(2, 20), trace(1, 10)];
+        retain_new_or_changed(&mut full, &early);
+        assert_eq!(full, vec![trace(3, 10), trace(2, 20)]);
     }
 }

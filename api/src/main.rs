@@ -237,7 +237,7 @@ async fn generate(
 async fn traceql(config: config::Config, tenant: String, text: String, explain: bool, limit: usize, spss: usize) -> spanlake::error::Result<()> {
     use spanlake::error::Error;
     use spanlake_traceql::search::{SearchRequest, most_recent_traces_plan, plan_search, search};
-    let query = spanlake_traceql::parse(&text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))?;
+    let query = spanlake::http::search::parse_query(&text)?;
     let engine = spanlake_engine::open_read_only(&config.storage).await?;
     let ctx = engine.session(&tenant)?;
     let request = SearchRequest {
@@ -262,10 +262,10 @@ async fn traceql(config: config::Config, tenant: String, text: String, explain: 
         return Ok(());
     }
     let result = search(&ctx, &query, &request).await.map_err(plan_error)?;
-    let json: serde_json::Value = serde_json::from_slice(&spanlake::http::search::search_response_json(&result, 0, 0))
-        .map_err(|e| Error::bad_request(format!("search JSON: {e}")))?;
-    println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
-    Ok(())
+    let mut json = spanlake::http::search::search_response_json_pretty(&result, 0, 0);
+    json.push(b'\n');
+    use std::io::Write;
+    std::io::stdout().write_all(&json).map_err(Error::io("writing to stdout"))
 }
 
 fn init_logging(level: &str) {

@@ -11,6 +11,7 @@ use spanlake_traceql::metrics::{MetricsRequest, Series, query_range};
 
 use super::AppState;
 use super::params::go_duration;
+use super::search::parse_query;
 use crate::error::{Error, Result};
 
 /// Query parameters of the metrics endpoints.
@@ -47,18 +48,31 @@ fn parse_time(name: &str, text: &str) -> Result<i64> {
         .ok_or_else(|| Error::bad_request(format!("invalid {name} {text:?}: expected unix seconds, nanoseconds or RFC 3339")))
 }
 
+/// The wall clock in unix nanoseconds: the end of a range that names none.
+pub fn now_unix_nanos() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// The metrics request over `[start, end)` with `step`, by default about a
+/// hundred points at least a second apart; validated (shared by HTTP and gRPC).
+pub fn metrics_request(start: i64, end: i64, step: Option<i64>) -> Result<MetricsRequest> {
+    let step = step.unwrap_or_else(|| (end.saturating_sub(start) / 100).max(1_000_000_000));
+    let request = MetricsRequest { start, end, step };
+    request.validate().map_err(|e| Error::bad_request(e.to_string()))?;
+    Ok(request)
+}
+
 impl MetricsParams {
     fn query(&self) -> Result<spanlake_traceql::ast::Query> {
         let text = self.q.as_deref().filter(|q| !q.trim().is_empty()).ok_or_else(|| Error::bad_request("missing q"))?;
-        spanlake_traceql::parse(text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))
+        parse_query(text)
     }
 
     /// The range; `instant` makes the step the whole range.
     fn request(&self, instant: bool) -> Result<MetricsRequest> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
         let end = match self.end.as_deref().filter(|s| !s.is_empty()) {
             Some(e) => parse_time("end", e)?,
-            None => now,
+            None => now_unix_nanos(),
         };
         let start = match (self.start.as_deref().filter(|s| !s.is_empty()), self.since.as_deref().filter(|s| !s.is_empty())) {
             (Some(s), _) => parse_time("start", s)?,
@@ -69,14 +83,11 @@ impl MetricsParams {
             return Err(Error::bad_request("invalid time range: start must be before end"));
         }
         let step = match self.step.as_deref().filter(|s| !s.is_empty()) {
-            _ if instant => end - start,
-            Some(s) => go_duration(s)?,
-            // About a hundred points, at least a second apart.
-            None => ((end - start) / 100).max(1_000_000_000),
+            _ if instant => Some(end - start),
+            Some(s) => Some(go_duration(s)?),
+            None => None,
         };
-        let request = MetricsRequest { start, end, step };
-        request.validate().map_err(|e| Error::bad_request(e.to_string()))?;
-        Ok(request)
+        metrics_request(start, end, step)
     }
 }
 
@@ -153,5 +164,14 @@ mod tests {
         assert!(parse_time("start", "yesterday").is_err());
         assert!(parse_time("start", "-9223372036854775808").is_err());
         assert!(parse_time("start", "10000000000").is_err(), "seconds beyond i64 nanoseconds: 400, not an overflow");
+    }
+
+    #[test]
+    fn default_step_is_a_hundredth_of_the_range_at_least_a_second() {
+        let hour = 3_600_000_000_000;
+        assert_eq!(metrics_request(0, hour, None).unwrap().step, hour / 100);
+        assert_eq!(metrics_request(0, 10_000_000_000, None).unwrap().step, 1_000_000_000);
+        assert_eq!(metrics_request(0, hour, Some(60_000_000_000)).unwrap().step, 60_000_000_000);
+        assert!(metrics_request(hour, 0, None).is_err());
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
+use spanlake_traceql::ast;
 use spanlake_traceql::search::{SearchRequest, SearchResult, SpansetSummary, search};
 
 use super::AppState;
@@ -261,6 +262,21 @@ fn spanset_json(set: &SpansetSummary) -> SpansetJson<'_> {
 /// Tempo's JSON for a search result, written straight from the result
 /// (no intermediate JSON tree: answers can hold 100k traces).
 pub fn search_response_json(result: &SearchResult, total_blocks: usize, total_block_bytes: u64) -> Vec<u8> {
+    with_search_response(result, total_blocks, total_block_bytes, |response| serde_json::to_vec(response))
+}
+
+/// [`search_response_json`] indented for people (`spanlake traceql`).
+pub fn search_response_json_pretty(result: &SearchResult, total_blocks: usize, total_block_bytes: u64) -> Vec<u8> {
+    with_search_response(result, total_blocks, total_block_bytes, |response| serde_json::to_vec_pretty(response))
+}
+
+/// Builds the borrowed response structs and serialises them with `write`.
+fn with_search_response(
+    result: &SearchResult,
+    total_blocks: usize,
+    total_block_bytes: u64,
+    write: impl FnOnce(&SearchResponseJson) -> serde_json::Result<Vec<u8>>,
+) -> Vec<u8> {
     let spansets: Vec<Vec<SpansetJson>> = result.traces.iter().map(|t| t.spansets.iter().map(spanset_json).collect()).collect();
     let traces: Vec<TraceJson> = result
         .traces
@@ -292,7 +308,7 @@ pub fn search_response_json(result: &SearchResult, total_blocks: usize, total_bl
         total_jobs: 1,
         inspected_spans: Some(m.inspected_spans).filter(|n| *n > 0).map(Decimal),
     };
-    serde_json::to_vec(&SearchResponseJson { traces, metrics }).expect("search JSON serialises: plain structs and strings")
+    write(&SearchResponseJson { traces, metrics }).expect("search JSON serialises: plain structs and strings")
 }
 
 /// Which spans a search reads.
@@ -304,16 +320,20 @@ pub enum SearchScope {
     Unflushed,
 }
 
-/// Parses and runs a search for `tenant`; also returns the number and total
-/// size of the blocks in the searched range (for the response metrics).
+/// Parses a TraceQL query; a syntax error is the client's (400).
+pub fn parse_query(text: &str) -> Result<ast::Query> {
+    spanlake_traceql::parse(text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))
+}
+
+/// Runs a search for `tenant`; also returns the number and total size of
+/// the blocks in the searched range (for the response metrics).
 pub async fn execute_search(
     state: &AppState,
     tenant: &str,
-    text: &str,
+    query: &ast::Query,
     request: &SearchRequest,
     scope: SearchScope,
 ) -> Result<(SearchResult, usize, u64)> {
-    let query = spanlake_traceql::parse(text).map_err(|e| Error::bad_request(format!("invalid TraceQL query: {e}")))?;
     let range = match (request.start_unix_nano, request.end_unix_nano) {
         (None, None) => None,
         (start, end) => Some((start.unwrap_or(0), end.unwrap_or(i64::MAX))),
@@ -322,7 +342,7 @@ pub async fn execute_search(
         SearchScope::All => state.engine.query.session_in_range(tenant, range)?,
         SearchScope::Unflushed => state.engine.query.session_unflushed(tenant)?,
     };
-    let result = search(&ctx, &query, request).await.map_err(search_error)?;
+    let result = search(&ctx, query, request).await.map_err(search_error)?;
     if scope == SearchScope::Unflushed {
         return Ok((result, 0, 0));
     }
@@ -337,7 +357,7 @@ pub async fn search_handler(State(state): State<AppState>, headers: HeaderMap, Q
     let tenant = state.tenant(&headers)?;
     let request = p.request()?;
     let started = std::time::Instant::now();
-    let (result, blocks, bytes) = execute_search(&state, &tenant, &p.query()?, &request, SearchScope::All).await?;
+    let (result, blocks, bytes) = execute_search(&state, &tenant, &parse_query(&p.query()?)?, &request, SearchScope::All).await?;
     let searched = started.elapsed();
     let body = search_response_json(&result, blocks, bytes);
     tracing::debug!(
@@ -373,5 +393,29 @@ mod tests {
         );
         assert!(logfmt("novalue").is_err());
         assert!(logfmt(r#"a="unterminated"#).is_err());
+    }
+
+    #[test]
+    fn pretty_json_is_the_compact_json_indented() {
+        use spanlake_traceql::search::{SpanSummary, TraceSummary};
+        let span = SpanSummary { span_id: [1; 8], name: "GET /".into(), start_unix_nano: 5, duration_nano: 2_000_000, attributes: vec![] };
+        let trace = TraceSummary {
+            trace_id: [2; 16],
+            root_service_name: Some("web".into()),
+            root_trace_name: Some("GET /".into()),
+            start_unix_nano: 5,
+            duration_nano: 2_000_000,
+            spansets: vec![SpansetSummary { spans: vec![span], matched: 1, attributes: vec![] }],
+            service_stats: Default::default(),
+        };
+        let result = SearchResult { traces: vec![trace], ..Default::default() };
+        let compact = search_response_json(&result, 1, 10);
+        let pretty = search_response_json_pretty(&result, 1, 10);
+        assert!(!compact.contains(&b'\n'));
+        let pretty_text = String::from_utf8(pretty.clone()).unwrap();
+        assert!(pretty_text.starts_with("{\n  \"traces\": ["), "{pretty_text}");
+        // The same fields in the same order: only white space differs.
+        let squeezed: Vec<u8> = pretty_text.lines().map(str::trim).collect::<String>().replace("\": ", "\":").into_bytes();
+        assert_eq!(String::from_utf8(squeezed).unwrap(), String::from_utf8(compact).unwrap());
     }
 }
