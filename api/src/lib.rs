@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod harness;
 pub mod http;
 pub mod server;
 pub mod sql;

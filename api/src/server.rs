@@ -33,7 +33,7 @@ async fn bind(name: &str, addr: &str) -> Result<TcpListener> {
 /// from here when the configured port is 0).
 fn announce(name: &str, addr: SocketAddr) {
     use std::io::Write;
-    println!("spanlake listening {name} {addr}");
+    println!("{}{name} {addr}", crate::harness::LISTENING);
     let _ = std::io::stdout().flush();
 }
 
@@ -193,6 +193,6 @@ pub async fn serve(config: Config) -> Result<()> {
 
 fn announce_ready() {
     use std::io::Write;
-    println!("spanlake ready");
+    println!("{}", crate::harness::READY);
     let _ = std::io::stdout().flush();
 }

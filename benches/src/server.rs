@@ -1,21 +1,16 @@
 //! Starts the real `spanlake serve` binary on ephemeral loopback ports with
-//! its data in a given directory (as `api/tests/common` does), talks to it
-//! over HTTP, and reads its resource usage from `/proc/<pid>`.
+//! its data in a given directory (with `spanlake::harness`, as
+//! `api/tests/common` does), talks to it over HTTP, and reads its resource
+//! usage from `/proc/<pid>`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use spanlake::harness::{Options, ServerProcess};
 
 /// The tenant every bench writes and reads.
 pub const TENANT: &str = "single-tenant";
-
-/// How long a server may take to print `spanlake ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// When the server cuts blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +23,7 @@ pub enum BlockCut {
 
 /// A running `spanlake serve`; killed when dropped.
 pub struct Server {
-    child: Child,
+    process: ServerProcess,
     binary: PathBuf,
     cut: BlockCut,
     /// Data directory: `blocks/`, `wal/` and the config live here.
@@ -52,70 +47,31 @@ pub struct ProcStats {
     pub read_bytes: u64,
 }
 
-/// The config: every receiver on an ephemeral loopback port, blocks cut as
-/// `cut` says, data under `dir`; compaction only on `POST /compact` (so that
-/// it is measured apart from ingest) with no grace for the merged blocks;
-/// the rest is the defaults.
-fn config_yaml(dir: &Path, cut: BlockCut) -> String {
+/// The configuration besides the harness's ephemeral ports and data paths:
+/// blocks cut as `cut` says; compaction only on `POST /compact` (so that it
+/// is measured apart from ingest) with no grace for the merged blocks; the
+/// rest is the defaults.
+fn options(cut: BlockCut) -> Options {
     let block_duration = match cut {
         BlockCut::Default => "30s",
         BlockCut::FlushOnly => "1h",
     };
-    format!(
-        "server:\n  http_listen_port: 0\n  log_level: warn\n\
-         distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n\
-         \x20   jaeger:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        thrift_http:\n          endpoint: 127.0.0.1:0\n\
-         \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
-         \x20   zipkin:\n      endpoint: 127.0.0.1:0\n\
-         ingester:\n  max_block_duration: {block_duration}\n\
-         compactor:\n  compaction:\n    compaction_cycle: 24h\n    compacted_block_retention: 0s\n\
-         storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n",
-        dir.join("blocks").display(),
-        dir.join("wal").display(),
-    )
+    Options {
+        ingester_yaml: format!("max_block_duration: {block_duration}"),
+        extra_yaml: "compactor:\n  compaction:\n    compaction_cycle: 24h\n    compacted_block_retention: 0s\n".to_owned(),
+        ..Options::default()
+    }
 }
 
 impl Server {
     /// Starts `binary serve` with data under `dir` (created if missing; kept).
     pub fn start(binary: &Path, dir: &Path, cut: BlockCut) -> Result<Server> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let config_path = dir.join("spanlake.yaml");
-        std::fs::write(&config_path, config_yaml(dir, cut)).with_context(|| format!("writing {}", config_path.display()))?;
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+        let process = ServerProcess::start(binary, dir, &options(cut))
             .with_context(|| format!("starting {} (build it with `cargo build --release --workspace`)", binary.display()))?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut addrs = std::collections::HashMap::new();
-        loop {
-            let Ok(line) = rx.recv_timeout(READY_TIMEOUT) else {
-                let _ = child.kill();
-                bail!("{} did not become ready: {:?}", binary.display(), child.wait());
-            };
-            if line == "spanlake ready" {
-                break;
-            }
-            if let Some((name, addr)) = line.strip_prefix("spanlake listening ").and_then(|rest| rest.split_once(' ')) {
-                addrs.insert(name.to_owned(), addr.parse::<SocketAddr>().with_context(|| format!("address in {line:?}"))?);
-            }
-        }
-        let addr = |name: &str| addrs.get(name).copied().with_context(|| format!("server did not print its {name} address"));
         Ok(Server {
-            http: addr("http")?,
-            otlp_grpc: addr("otlp_grpc")?,
-            child,
+            http: process.addr("http")?,
+            otlp_grpc: process.addr("otlp_grpc")?,
+            process,
             binary: binary.to_owned(),
             cut,
             dir: dir.to_owned(),
@@ -175,19 +131,12 @@ impl Server {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.id()
     }
 
     /// CPU time, peak RSS and bytes read of the server process so far.
     pub fn proc_stats(&self) -> Result<ProcStats> {
         proc_stats(self.pid())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

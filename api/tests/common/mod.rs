@@ -2,35 +2,19 @@
 //! ports with its data in a temporary directory, and talks to it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-/// Extra configuration sections for a test server.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// YAML of `storage.trace` other than the local/wal paths (e.g. an s3 section).
-    pub storage_yaml: String,
-    /// YAML lines of the `ingester:` section.
-    pub ingester_yaml: String,
-    /// Top-level YAML appended as is.
-    pub extra_yaml: String,
-    /// Environment variables of the server process.
-    pub env: Vec<(String, String)>,
-    /// YAML lines of `distributor.receivers.zipkin` besides its endpoint.
-    pub zipkin_yaml: String,
-}
+pub use spanlake::harness::Options;
+use spanlake::harness::ServerProcess;
 
 /// A running `spanlake serve`.
 pub struct TestServer {
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     pub dir: PathBuf,
     pub http: SocketAddr,
     pub otlp_grpc: SocketAddr,
@@ -48,72 +32,26 @@ pub struct TestServer {
     options: Options,
 }
 
-fn indent(yaml: &str, spaces: usize) -> String {
-    yaml.lines().map(|l| format!("{}{l}\n", " ".repeat(spaces))).collect()
-}
-
 impl TestServer {
-    /// Starts a server with data under `dir` (which outlives restarts).
+    /// Starts a server with data under `dir` (which outlives restarts);
+    /// heads are checked for flushing every 200 ms.
     pub fn start(dir: &Path, options: Options) -> Self {
-        let config = format!(
-            "server:\n  http_listen_port: 0\n  log_level: warn\n\
-             distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n\
-             \x20   jaeger:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        thrift_http:\n          endpoint: 127.0.0.1:0\n\
-             \x20       thrift_compact:\n          endpoint: 127.0.0.1:0\n        thrift_binary:\n          endpoint: 127.0.0.1:0\n\
-             \x20   zipkin:\n      endpoint: 127.0.0.1:0\n{}\
-             ingester:\n  flush_check_period: 200ms\n{}\
-             storage:\n  trace:\n    local:\n      path: {}\n    wal:\n      path: {}\n{}{}",
-            indent(&options.zipkin_yaml, 6),
-            indent(&options.ingester_yaml, 2),
-            dir.join("blocks").display(),
-            dir.join("wal").display(),
-            indent(&options.storage_yaml, 4),
-            options.extra_yaml,
-        );
-        let config_path = dir.join("spanlake.yaml");
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spanlake"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn spanlake");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut addrs = std::collections::HashMap::new();
-        loop {
-            let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("spanlake did not become ready: {:?}", child.wait())
-            });
-            if line == "spanlake ready" {
-                break;
-            }
-            if let Some(rest) = line.strip_prefix("spanlake listening ") {
-                let (name, addr) = rest.split_once(' ').unwrap();
-                addrs.insert(name.to_owned(), addr.parse::<SocketAddr>().unwrap());
-            }
-        }
+        let server_options =
+            Options { ingester_yaml: format!("flush_check_period: 200ms\n{}", options.ingester_yaml), ..options.clone() };
+        let process = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_spanlake")), dir, &server_options)
+            .unwrap_or_else(|e| panic!("spanlake: {e}"));
+        let addr = |name: &str| process.addr(name).unwrap();
         Self {
-            child: Some(child),
             dir: dir.to_owned(),
-            http: addrs["http"],
-            otlp_grpc: addrs["otlp_grpc"],
-            otlp_http: addrs["otlp_http"],
-            jaeger_grpc: addrs["jaeger_grpc"],
-            jaeger_thrift_http: addrs["jaeger_thrift_http"],
-            jaeger_thrift_compact: addrs["jaeger_thrift_compact"],
-            jaeger_thrift_binary: addrs["jaeger_thrift_binary"],
-            zipkin: addrs["zipkin"],
+            http: addr("http"),
+            otlp_grpc: addr("otlp_grpc"),
+            otlp_http: addr("otlp_http"),
+            jaeger_grpc: addr("jaeger_grpc"),
+            jaeger_thrift_http: addr("jaeger_thrift_http"),
+            jaeger_thrift_compact: addr("jaeger_thrift_compact"),
+            jaeger_thrift_binary: addr("jaeger_thrift_binary"),
+            zipkin: addr("zipkin"),
+            process: Some(process),
             options,
         }
     }
@@ -130,17 +68,13 @@ impl TestServer {
 
     /// `kill -9`: no flush, no cleanup.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        // Dropping the process kills and reaps it.
+        self.process = None;
     }
 
     /// SIGTERM and wait: the graceful path.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-        child.wait().unwrap()
+        self.process.take().expect("running").terminate().unwrap()
     }
 
     /// Starts the server again on the same data (new ports).
@@ -193,12 +127,6 @@ pub fn span_names_in(json: &serde_json::Value) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// A string attribute.
