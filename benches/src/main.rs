@@ -24,7 +24,6 @@ mod traceql;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -44,7 +43,7 @@ const DATASET_MARKER: &str = "bench-dataset.json";
 struct Args {
     /// Dataset size (from the generator): tiny (~10k spans), small (~1M), medium (~10M).
     #[arg(long, default_value = "small")]
-    size: String,
+    size: Size,
     /// Comma-separated sections: ingest, storage, traceql, duckdb, trace-by-id.
     #[arg(long, default_value = "ingest,storage,traceql,duckdb,trace-by-id")]
     sections: String,
@@ -103,7 +102,7 @@ fn emit(tables: &mut Vec<Table>, table: Table) {
 
 /// Runs the selected sections; returns the exit code (2: DuckDB disagreed).
 async fn run(args: Args) -> Result<i32> {
-    let size = Size::from_str(&args.size)?;
+    let size = args.size;
     let sections: Vec<&str> = args.sections.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     if let Some(unknown) = sections.iter().find(|s| !SECTIONS.contains(s)) {
         bail!("unknown section {unknown:?}: expected some of {}", SECTIONS.join(", "));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use spanlake_datasets::{GenConfig, Generator};
+use spanlake_datasets::{GenConfig, Generator, span_count};
 
 use crate::ingest::SEED;
 use crate::report::{Table, ms, quantile};
@@ -58,7 +58,7 @@ pub async fn run(binary: &Path, dir: &Path, spans: u64, blocks: usize, lookups: 
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     let (requests, trace_ids) = requests(spans, blocks)?;
-    let spans: u64 = requests.iter().flat_map(|r| &r.resource_spans).flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
+    let spans: u64 = requests.iter().map(span_count).sum();
     let server = Server::start(binary, dir, BlockCut::FlushOnly)?;
     let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc))
         .await

@@ -43,6 +43,8 @@ pub use send::{Endpoint, SendOptions, SendReport, send};
 use std::fmt;
 use std::str::FromStr;
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
 /// The named dataset sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
@@ -96,6 +98,11 @@ impl FromStr for Size {
             .find(|size| size.name() == s)
             .ok_or_else(|| Error::InvalidValue { value: s.to_owned(), expected: "tiny, small, medium or large" })
     }
+}
+
+/// Number of spans in a request.
+pub fn span_count(request: &ExportTraceServiceRequest) -> u64 {
+    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
 }
 
 /// Parses a start time: Unix seconds, or `now` (the wall clock, which of

@@ -316,11 +316,6 @@ pub async fn send(generator: Generator, options: SendOptions) -> Result<SendRepo
     })
 }
 
-/// Number of spans in a request.
-fn span_count(request: &ExportTraceServiceRequest) -> u64 {
-    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
-}
-
 /// One connection: takes requests until the queue is empty and closed.
 async fn connection(
     mut client: Client,
@@ -331,7 +326,7 @@ async fn connection(
 ) {
     loop {
         let Some(request) = queue.lock().await.recv().await else { return };
-        let spans = span_count(&request);
+        let spans = crate::span_count(&request);
         let body = match &client {
             Client::Http { .. } => bytes::Bytes::from(request.encode_to_vec()),
             Client::Grpc(_) => bytes::Bytes::new(),
