@@ -1,17 +1,29 @@
 //! Smoke test of `spanlake-bench` on the `tiny` dataset with the dev build
 //! of `spanlake`: every section runs, the tables and CSV files are produced
 //! and DuckDB agrees with Spanlake on every query. No timing is asserted.
-//! Needs `target/debug/spanlake` (built by `cargo test --workspace`) and
-//! python3 with pip (the DuckDB venv is made in `target/pyenv-bench`).
+//! Needs the `spanlake` binary of the same build (made by `cargo test
+//! --workspace`) and python3 with pip (the DuckDB venv is made in
+//! `target/pyenv-bench`).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The `spanlake` binary beside this test's: `CARGO_BIN_EXE_*` names only
+/// this package's binaries, and the target directory can be anywhere
+/// (`CARGO_TARGET_DIR`, `--target`, `--profile`). The test runs as
+/// `<target>/<profile>/deps/smoke-<hash>`; binaries are in `<target>/<profile>`.
+fn spanlake_binary() -> PathBuf {
+    let test = std::env::current_exe().unwrap();
+    let profile_dir = test.parent().and_then(|deps| deps.parent()).expect("the test runs from <target>/<profile>/deps");
+    profile_dir.join(format!("spanlake{}", std::env::consts::EXE_SUFFIX))
+}
 
 #[test]
 fn bench_runs_every_section_on_tiny() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let spanlake = root.join("target/debug/spanlake");
+    let spanlake = spanlake_binary();
     assert!(spanlake.is_file(), "{} missing: run `cargo build --workspace` first", spanlake.display());
+    // The bench binary was found the same way by cargo: a check of the derivation.
+    assert_eq!(PathBuf::from(env!("CARGO_BIN_EXE_spanlake-bench")).parent(), spanlake.parent());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_spanlake-bench"))
