@@ -59,25 +59,16 @@ async fn otlp_http_protobuf_json_and_gzip_then_read_back_as_json_and_protobuf() 
     assert_eq!(v1["batches"][0]["resource"]["attributes"][0]["value"]["stringValue"], "web");
 
     // Protobuf out: v1 `tempopb.Trace`, v2 `TraceByIDResponse`; v2 JSON.
+    let get_protobuf = |path: String| client.get(server.url(&path)).header("Accept", "application/protobuf").send();
     for flushed in [false, true] {
         if flushed {
             server.flush().await;
         }
-        let r = client
-            .get(server.url(&format!("/api/traces/{}", hex::encode(id1))))
-            .header("Accept", "application/protobuf")
-            .send()
-            .await
-            .unwrap();
+        let r = get_protobuf(format!("/api/traces/{}", hex::encode(id1))).await.unwrap();
         assert_eq!(r.headers()["content-type"], "application/protobuf");
         let t = Trace::decode(r.bytes().await.unwrap()).unwrap();
         assert_eq!(t.resource_spans[0].scope_spans[0].spans.len(), 2);
-        let r = client
-            .get(server.url(&format!("/api/v2/traces/{}", hex::encode(id1))))
-            .header("Accept", "application/protobuf")
-            .send()
-            .await
-            .unwrap();
+        let r = get_protobuf(format!("/api/v2/traces/{}", hex::encode(id1))).await.unwrap();
         let v2 = TraceByIdResponse::decode(r.bytes().await.unwrap()).unwrap();
         assert_eq!(v2.trace.unwrap().resource_spans[0].scope_spans[0].spans[0].trace_id, id1);
         let v2: serde_json::Value =
