@@ -91,6 +91,19 @@ const fn dedicated(
     DedicatedColumn { column, scope, key, data_type }
 }
 
+/// Columns computed per trace when a block is cut or compacted (nested
+/// sets and trace-level summaries); not part of an OTLP span.
+pub const TRACE_DERIVED_COLUMNS: [&str; 8] = [
+    col::NESTED_SET_LEFT,
+    col::NESTED_SET_RIGHT,
+    col::NESTED_SET_PARENT,
+    col::CHILD_COUNT,
+    col::TRACE_ROOT_SERVICE,
+    col::TRACE_ROOT_NAME,
+    col::TRACE_START_UNIX_NANO,
+    col::TRACE_DURATION_NANO,
+];
+
 /// The dedicated attribute columns, in schema order.
 pub const DEDICATED_COLUMNS: &[DedicatedColumn] = {
     use AttrScope::*;

@@ -27,7 +27,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::block::{BlockReader, LiveBlock};
 use crate::error::{Error, Result};
-use crate::schema::{adapt_to_span_schema, col, column_index};
+use crate::schema::{TRACE_DERIVED_COLUMNS, adapt_to_span_schema, col, column_index};
 use crate::storage::Layout;
 
 /// Rows decoded per batch: a trace rarely has more spans.
@@ -46,7 +46,10 @@ pub(crate) fn head_rows(batches: &[RecordBatch], trace_id: &[u8; 16]) -> Result<
         .collect()
 }
 
-/// The rows of `trace_id` in one block (none when its statistics rule the trace out).
+/// The rows of `trace_id` in one block (none when its statistics rule the
+/// trace out). The trace-derived columns are not read (they come back
+/// null): a lookup answers OTLP spans, and every column read costs a page
+/// decompressed.
 pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: &[u8; 16]) -> Result<Vec<RecordBatch>> {
     let mut reader = BlockReader::new(files.store.clone(), &files.layout, &block.meta, Some(files.metadata_cache.clone()));
     // The whole page index: the column index prunes trace_id pages, the
@@ -58,10 +61,13 @@ pub(crate) async fn block_rows(files: &BlockFiles, block: &LiveBlock, trace_id: 
         return Ok(Vec::new());
     };
     let mask = ProjectionMask::roots(metadata.parquet_schema(), [metadata.schema().index_of(col::TRACE_ID)?]);
+    let span_columns = metadata.schema().fields().iter().enumerate().filter(|(_, f)| !TRACE_DERIVED_COLUMNS.contains(&f.name().as_str()));
+    let projection = ProjectionMask::roots(metadata.parquet_schema(), span_columns.map(|(i, _)| i).collect::<Vec<_>>());
     let id = trace_id_scalar(trace_id)?;
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| eq(batch.column(0), &id));
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
         .with_batch_size(BATCH_ROWS)
+        .with_projection(projection)
         .with_row_groups(row_groups)
         .with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     if let Some(selection) = selection {
@@ -206,6 +212,8 @@ mod tests {
 
         let rows = block_rows(&files, &block, &[3; 16]).await.unwrap();
         assert_eq!(names(&rows), ["t3s0", "t3s1", "t3s2"], "a trace spread over two row groups");
+        let left = rows[0].column(column_index(col::NESTED_SET_LEFT));
+        assert_eq!(left.null_count(), left.len(), "trace-derived columns are not read");
         assert!(metadata_cache.get(&path).is_some(), "footer cached for the next lookup");
         assert!(block_rows(&files, &block, &[4; 16]).await.unwrap().iter().all(|b| b.num_rows() == 3));
         assert!(names(&block_rows(&files, &block, &[7; 16]).await.unwrap()).is_empty());
