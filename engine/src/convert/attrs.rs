@@ -65,6 +65,33 @@ impl<'a> SplitAttrs<'a> {
     }
 }
 
+/// Expected size of an attribute column, so that its builders are
+/// allocated once instead of growing (and copying) while appending.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AttrsSize {
+    /// Map rows (one per span, event or link).
+    pub(crate) rows: usize,
+    /// Attributes over all rows.
+    entries: usize,
+    key_bytes: usize,
+    /// Bytes of string values (other types are small or rare).
+    str_bytes: usize,
+}
+
+impl AttrsSize {
+    /// Counts one row holding `attrs` but those `skip` selects, repeated `times` times.
+    pub(crate) fn add(&mut self, attrs: &[KeyValue], times: usize, skip: impl Fn(&KeyValue) -> bool) {
+        self.rows += times;
+        for kv in attrs.iter().filter(|kv| !skip(kv)) {
+            self.entries += times;
+            self.key_bytes += kv.key.len() * times;
+            if let TypedValue::Str(s) = TypedValue::of(kv.value.as_ref()) {
+                self.str_bytes += s.len() * times;
+            }
+        }
+    }
+}
+
 /// Builds the five typed maps for one attribute list per row.
 pub(crate) struct AttrMapsBuilder {
     str: MapBuilder<StringBuilder, StringBuilder>,
@@ -72,23 +99,63 @@ pub(crate) struct AttrMapsBuilder {
     float: MapBuilder<StringBuilder, Float64Builder>,
     bool: MapBuilder<StringBuilder, BooleanBuilder>,
     other: MapBuilder<StringBuilder, StringBuilder>,
+    /// Scratch for rendering `other` values as JSON, reused across rows.
+    json: Vec<u8>,
 }
 
 impl AttrMapsBuilder {
-    pub(crate) fn new() -> Self {
+    /// A builder with room for `size` (all attributes counted as strings:
+    /// the string map gets the whole estimate, the others grow as needed).
+    pub(crate) fn with_size(size: AttrsSize) -> Self {
+        let rows = size.rows;
+        let str_keys = StringBuilder::with_capacity(size.entries, size.key_bytes);
+        let str_values = StringBuilder::with_capacity(size.entries, size.str_bytes);
         Self {
-            str: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
-            int: MapBuilder::new(None, StringBuilder::new(), Int64Builder::new()),
-            float: MapBuilder::new(None, StringBuilder::new(), Float64Builder::new()),
-            bool: MapBuilder::new(None, StringBuilder::new(), BooleanBuilder::new()),
-            other: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            str: MapBuilder::with_capacity(None, str_keys, str_values, rows),
+            int: MapBuilder::with_capacity(None, StringBuilder::new(), Int64Builder::new(), rows),
+            float: MapBuilder::with_capacity(None, StringBuilder::new(), Float64Builder::new(), rows),
+            bool: MapBuilder::with_capacity(None, StringBuilder::new(), BooleanBuilder::new(), rows),
+            other: MapBuilder::with_capacity(None, StringBuilder::new(), StringBuilder::new(), rows),
+            json: Vec::new(),
         }
     }
 
     /// Appends one row holding `attrs`, leaving out those `skip` selects
-    /// (attributes stored in dedicated columns).
-    pub(crate) fn append(&mut self, attrs: &[KeyValue], skip: impl Fn(&KeyValue) -> bool) -> Result<()> {
-        self.append_split(&SplitAttrs::new(attrs, skip)?, 1)
+    /// (attributes stored in dedicated columns). Values go straight into the
+    /// builders: this runs for every span, event and link.
+    pub(crate) fn append<'a>(&mut self, attrs: &'a [KeyValue], mut skip: impl FnMut(&'a KeyValue) -> bool) -> Result<()> {
+        for kv in attrs {
+            if skip(kv) {
+                continue;
+            }
+            let key = kv.key.as_str();
+            match TypedValue::of(kv.value.as_ref()) {
+                TypedValue::Str(s) => {
+                    self.str.keys().append_value(key);
+                    self.str.values().append_value(s);
+                }
+                TypedValue::Int(i) => {
+                    self.int.keys().append_value(key);
+                    self.int.values().append_value(i);
+                }
+                TypedValue::Float(f) => {
+                    self.float.keys().append_value(key);
+                    self.float.values().append_value(f);
+                }
+                TypedValue::Bool(b) => {
+                    self.bool.keys().append_value(key);
+                    self.bool.values().append_value(b);
+                }
+                TypedValue::Other(v) => {
+                    self.json.clear();
+                    serde_json::to_writer(&mut self.json, &v)?;
+                    let json = std::str::from_utf8(&self.json).map_err(|e| Error::internal(format!("attribute JSON: {e}")))?;
+                    self.other.keys().append_value(key);
+                    self.other.values().append_value(json);
+                }
+            }
+        }
+        self.end_row()
     }
 
     /// Appends `rows` rows each holding the attributes of `split`.
@@ -114,12 +181,18 @@ impl AttrMapsBuilder {
                 self.other.keys().append_value(key);
                 self.other.values().append_value(json);
             }
-            self.str.append(true)?;
-            self.int.append(true)?;
-            self.float.append(true)?;
-            self.bool.append(true)?;
-            self.other.append(true)?;
+            self.end_row()?;
         }
+        Ok(())
+    }
+
+    /// Ends a row of each map holding the entries appended since the last.
+    fn end_row(&mut self) -> Result<()> {
+        self.str.append(true)?;
+        self.int.append(true)?;
+        self.float.append(true)?;
+        self.bool.append(true)?;
+        self.other.append(true)?;
         Ok(())
     }
 

@@ -205,4 +205,42 @@ mod tests {
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(rejected.len(), 2);
     }
+
+    #[test]
+    fn a_request_is_converted_into_builders_sized_for_it() {
+        let str_attr = |key: &str, value: String| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(value)) }),
+            ..Default::default()
+        };
+        let spans = (1..=2000u32)
+            .map(|i| Span {
+                trace_id: [i.to_be_bytes().as_slice(), &[1; 12]].concat(),
+                span_id: [i.to_be_bytes().as_slice(), &[1; 4]].concat(),
+                name: format!("operation {}", i % 7),
+                attributes: vec![str_attr("http.method", "GET".into()), str_attr("peer.address", format!("10.0.0.{}:8080", i % 250))],
+                events: vec![Event { name: "retry".into(), attributes: vec![str_attr("attempt", i.to_string())], ..Default::default() }],
+                ..Default::default()
+            })
+            .collect();
+        let resource = Resource { attributes: vec![str_attr("service.name", "cart".into()), str_attr("host.name", "node-1".into())], ..Default::default() };
+        let rs = vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }];
+        let (sized, _) = resource_spans_to_batch(&rs).unwrap();
+        let mut grown = SpanBatchBuilder::new();
+        grown.append_resource_spans(&rs[0], |reason| panic!("{reason}")).unwrap();
+        let grown = grown.finish().unwrap();
+        assert_eq!(sized, grown);
+        // Builders that grow while appending copy their buffers and end with
+        // spare capacity, which the head then holds until its block is written.
+        assert!(
+            sized.get_array_memory_size() < grown.get_array_memory_size(),
+            "{} bytes sized for the request, {} grown",
+            sized.get_array_memory_size(),
+            grown.get_array_memory_size()
+        );
+    }
 }

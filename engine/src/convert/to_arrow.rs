@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
-use super::attrs::{AttrMapsBuilder, SplitAttrs};
+use super::attrs::{AttrMapsBuilder, AttrsSize, SplitAttrs};
 use crate::error::{Error, Result};
 use crate::schema::{
     AttrScope, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
@@ -96,24 +96,71 @@ pub(crate) fn dedicated_slot(scope: AttrScope, kv: &KeyValue) -> Option<usize> {
     })
 }
 
-/// Attributes of one scope (span or resource) split into the values of
-/// dedicated columns (by index in [`DEDICATED_COLUMNS`]) and the rest.
-struct ScopedAttrs<'a> {
-    dedicated: [Option<&'a Value>; DEDICATED_COLUMNS.len()],
-    maps: SplitAttrs<'a>,
+/// Values of the dedicated columns (by index in [`DEDICATED_COLUMNS`]) of one attribute list.
+type DedicatedValues<'a> = [Option<&'a Value>; DEDICATED_COLUMNS.len()];
+
+/// A filter for attribute lists of `scope` that selects (to leave out of
+/// the maps) the attributes of dedicated columns, recording their values in
+/// `dedicated`.
+fn take_dedicated<'a, 'd>(scope: AttrScope, dedicated: &'d mut DedicatedValues<'a>) -> impl FnMut(&'a KeyValue) -> bool + 'd {
+    move |kv| match dedicated_slot(scope, kv) {
+        Some(slot) => {
+            dedicated[slot] = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            true
+        }
+        None => false,
+    }
 }
 
-impl<'a> ScopedAttrs<'a> {
-    fn new(scope: AttrScope, attrs: &'a [KeyValue]) -> Result<Self> {
-        let mut dedicated = [None; DEDICATED_COLUMNS.len()];
-        let maps = SplitAttrs::new(attrs, |kv| match dedicated_slot(scope, kv) {
-            Some(slot) => {
-                dedicated[slot] = kv.value.as_ref().and_then(|v| v.value.as_ref());
-                true
+/// Sizes of a request's columns, counted before converting it so that
+/// every builder is allocated once.
+#[derive(Debug, Default)]
+struct RequestSize {
+    spans: usize,
+    name_bytes: usize,
+    span_attrs: AttrsSize,
+    resource_attrs: AttrsSize,
+    scope_attrs: AttrsSize,
+    events: usize,
+    event_name_bytes: usize,
+    event_attrs: AttrsSize,
+    links: usize,
+    link_attrs: AttrsSize,
+}
+
+impl RequestSize {
+    fn of(resource_spans: &[ResourceSpans]) -> Self {
+        let mut size = Self::default();
+        let dedicated = |scope| move |kv: &KeyValue| dedicated_slot(scope, kv).is_some();
+        for rs in resource_spans {
+            for ss in &rs.scope_spans {
+                let spans = ss.spans.len();
+                size.spans += spans;
+                if let Some(resource) = &rs.resource {
+                    size.resource_attrs.add(&resource.attributes, spans, dedicated(AttrScope::Resource));
+                }
+                if let Some(scope) = &ss.scope {
+                    size.scope_attrs.add(&scope.attributes, spans, |_| false);
+                }
+                for span in &ss.spans {
+                    size.name_bytes += span.name.len();
+                    size.span_attrs.add(&span.attributes, 1, dedicated(AttrScope::Span));
+                    size.events += span.events.len();
+                    for e in &span.events {
+                        size.event_name_bytes += e.name.len();
+                        size.event_attrs.add(&e.attributes, 1, |_| false);
+                    }
+                    size.links += span.links.len();
+                    for l in &span.links {
+                        size.link_attrs.add(&l.attributes, 1, |_| false);
+                    }
+                }
             }
-            None => false,
-        })?;
-        Ok(Self { dedicated, maps })
+        }
+        // Resource and scope maps are appended for every span even when absent.
+        size.resource_attrs.rows = size.spans;
+        size.scope_attrs.rows = size.spans;
+        size
     }
 }
 
@@ -144,16 +191,21 @@ struct NestedListBuilder {
 }
 
 impl NestedListBuilder {
-    fn new(links: bool) -> Self {
+    /// A builder of links (or events) with room for `items` of them, their
+    /// names (`name_bytes`) and attributes (`attrs`), over `spans` rows.
+    fn new(links: bool, spans: usize, items: usize, name_bytes: usize, attrs: AttrsSize) -> Self {
+        let (event_items, link_items) = if links { (0, items) } else { (items, 0) };
+        let mut offsets = Vec::with_capacity(spans + 1);
+        offsets.push(0);
         Self {
-            ids: links.then(|| (FixedSizeBinaryBuilder::new(16), FixedSizeBinaryBuilder::new(8))),
-            time: Int64Builder::new(),
-            name: StringBuilder::new(),
-            trace_state: StringBuilder::new(),
-            flags: UInt32Builder::new(),
-            dropped: UInt32Builder::new(),
-            attrs: AttrMapsBuilder::new(),
-            offsets: vec![0],
+            ids: links.then(|| (FixedSizeBinaryBuilder::with_capacity(items, 16), FixedSizeBinaryBuilder::with_capacity(items, 8))),
+            time: Int64Builder::with_capacity(event_items),
+            name: StringBuilder::with_capacity(event_items, name_bytes),
+            trace_state: StringBuilder::with_capacity(link_items, 0),
+            flags: UInt32Builder::with_capacity(link_items),
+            dropped: UInt32Builder::with_capacity(items),
+            attrs: AttrMapsBuilder::with_size(attrs),
+            offsets,
         }
     }
 
@@ -248,35 +300,41 @@ impl Default for SpanBatchBuilder {
 impl SpanBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
+        Self::with_size(&RequestSize::default())
+    }
+
+    /// An empty builder with room for a request of `size`.
+    fn with_size(size: &RequestSize) -> Self {
+        let n = size.spans;
         Self {
             rows: 0,
-            trace_id: FixedSizeBinaryBuilder::new(16),
-            span_id: FixedSizeBinaryBuilder::new(8),
-            parent_span_id: FixedSizeBinaryBuilder::new(8),
-            trace_state: StringBuilder::new(),
-            flags: UInt32Builder::new(),
-            name: StringBuilder::new(),
-            kind: Int8Builder::new(),
-            start: Int64Builder::new(),
-            duration: Int64Builder::new(),
-            status_code: Int8Builder::new(),
-            status_message: StringBuilder::new(),
-            dropped_attributes: UInt32Builder::new(),
-            dropped_events: UInt32Builder::new(),
-            dropped_links: UInt32Builder::new(),
+            trace_id: FixedSizeBinaryBuilder::with_capacity(n, 16),
+            span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
+            parent_span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
+            trace_state: StringBuilder::with_capacity(n, 0),
+            flags: UInt32Builder::with_capacity(n),
+            name: StringBuilder::with_capacity(n, size.name_bytes),
+            kind: Int8Builder::with_capacity(n),
+            start: Int64Builder::with_capacity(n),
+            duration: Int64Builder::with_capacity(n),
+            status_code: Int8Builder::with_capacity(n),
+            status_message: StringBuilder::with_capacity(n, 0),
+            dropped_attributes: UInt32Builder::with_capacity(n),
+            dropped_events: UInt32Builder::with_capacity(n),
+            dropped_links: UInt32Builder::with_capacity(n),
             dedicated: DEDICATED_COLUMNS.iter().map(DedicatedBuilder::new).collect(),
-            span_attrs: AttrMapsBuilder::new(),
-            resource_attrs: AttrMapsBuilder::new(),
-            resource_dropped: UInt32Builder::new(),
-            resource_schema_url: StringBuilder::new(),
-            resource_entity_refs: StringBuilder::new(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attrs: AttrMapsBuilder::new(),
-            scope_dropped: UInt32Builder::new(),
-            scope_schema_url: StringBuilder::new(),
-            events: NestedListBuilder::new(false),
-            links: NestedListBuilder::new(true),
+            span_attrs: AttrMapsBuilder::with_size(size.span_attrs),
+            resource_attrs: AttrMapsBuilder::with_size(size.resource_attrs),
+            resource_dropped: UInt32Builder::with_capacity(n),
+            resource_schema_url: StringBuilder::with_capacity(n, 0),
+            resource_entity_refs: StringBuilder::with_capacity(n, 0),
+            scope_name: StringBuilder::with_capacity(n, 0),
+            scope_version: StringBuilder::with_capacity(n, 0),
+            scope_attrs: AttrMapsBuilder::with_size(size.scope_attrs),
+            scope_dropped: UInt32Builder::with_capacity(n),
+            scope_schema_url: StringBuilder::with_capacity(n, 0),
+            events: NestedListBuilder::new(false, n, size.events, size.event_name_bytes, size.event_attrs),
+            links: NestedListBuilder::new(true, n, size.links, 0, size.link_attrs),
         }
     }
 
@@ -301,7 +359,8 @@ impl SpanBatchBuilder {
             Some(serde_json::to_string(&resource.entity_refs)?)
         };
         // Resource and scope attributes are split once and repeated on each span.
-        let resource_attrs = ScopedAttrs::new(AttrScope::Resource, &resource.attributes)?;
+        let mut resource_dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
+        let resource_maps = SplitAttrs::new(&resource.attributes, take_dedicated(AttrScope::Resource, &mut resource_dedicated))?;
         for scope_spans in &resource_spans.scope_spans {
             let no_scope = InstrumentationScope::default();
             let scope = scope_spans.scope.as_ref().unwrap_or(&no_scope);
@@ -314,12 +373,12 @@ impl SpanBatchBuilder {
                 self.append_span(span)?;
             }
             let n = self.rows - rows_before;
-            for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource_attrs.dedicated) {
+            for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource_dedicated) {
                 if d.scope == AttrScope::Resource {
                     builder.append_n(value, n);
                 }
             }
-            self.resource_attrs.append_split(&resource_attrs.maps, n)?;
+            self.resource_attrs.append_split(&resource_maps, n)?;
             self.resource_dropped.append_value_n(resource.dropped_attributes_count, n);
             append_opt_str_n(&mut self.resource_schema_url, &resource_spans.schema_url, n);
             append_opt_str_n(&mut self.resource_entity_refs, entity_refs.as_deref().unwrap_or_default(), n);
@@ -357,13 +416,13 @@ impl SpanBatchBuilder {
         self.dropped_attributes.append_value(span.dropped_attributes_count);
         self.dropped_events.append_value(span.dropped_events_count);
         self.dropped_links.append_value(span.dropped_links_count);
-        let attrs = ScopedAttrs::new(AttrScope::Span, &span.attributes)?;
-        for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(attrs.dedicated) {
+        let mut dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
+        self.span_attrs.append(&span.attributes, take_dedicated(AttrScope::Span, &mut dedicated))?;
+        for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(dedicated) {
             if d.scope == AttrScope::Span {
                 builder.append(value);
             }
         }
-        self.span_attrs.append_split(&attrs.maps, 1)?;
         self.events.append_events(span)?;
         self.links.append_links(span)?;
         Ok(())
@@ -415,7 +474,7 @@ impl SpanBatchBuilder {
 /// Converts a whole OTLP request body into one record batch, keeping only
 /// valid spans. Returns the batch and the rejected spans' reasons.
 pub fn resource_spans_to_batch(resource_spans: &[ResourceSpans]) -> Result<(RecordBatch, Vec<String>)> {
-    let mut builder = SpanBatchBuilder::new();
+    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(resource_spans));
     let mut rejected = Vec::new();
     for rs in resource_spans {
         builder.append_resource_spans(rs, |reason| rejected.push(reason))?;
