@@ -71,8 +71,23 @@ impl Fixture {
     }
 
     fn compactor(&self, config: CompactionConfig) -> Compactor {
-        let (store, layout, catalog) = (self.store.clone(), self.layout.clone(), self.catalog.clone());
-        Compactor::new(store, layout, catalog, BlockConfig::default(), config, EngineMetrics::default())
+        self.compactor_over(self.catalog.clone(), config)
+    }
+
+    /// A compactor of another catalog of the same store (as after a restart).
+    fn compactor_over(&self, catalog: Arc<BlockCatalog>, config: CompactionConfig) -> Compactor {
+        Compactor::new(self.store.clone(), self.layout.clone(), catalog, BlockConfig::default(), config, EngineMetrics::default())
+    }
+
+    fn merge_job(&self, inputs: &[Arc<LiveBlock>], sizes: MergeSizes) -> MergeJob {
+        MergeJob {
+            store: self.store.clone(),
+            layout: self.layout.clone(),
+            block_config: BlockConfig::default(),
+            tenant: TENANT.into(),
+            inputs: inputs.to_vec(),
+            sizes,
+        }
     }
 
     async fn rows(&self, block: &BlockMeta) -> RecordBatch {
@@ -108,15 +123,7 @@ async fn merged_block_equals_preparing_all_spans_at_once() {
     assert!(fragment_parents.values().contains(&0), "a fragment has spans whose parent is elsewhere");
 
     for (read_batch_rows, write_chunk_rows) in [(7, 20), (1, 1), (8192, 65_536)] {
-        let job = MergeJob {
-            store: f.store.clone(),
-            layout: f.layout.clone(),
-            block_config: BlockConfig::default(),
-            tenant: TENANT.into(),
-            inputs: inputs.clone(),
-            sizes: MergeSizes { read_batch_rows, write_chunk_rows },
-        };
-        let merged = job.run().await.unwrap();
+        let merged = f.merge_job(&inputs, MergeSizes { read_batch_rows, write_chunk_rows }).run().await.unwrap();
         assert_eq!(merged.meta.compaction_level, 1);
         assert_eq!(merged.meta.compacted_from, inputs.iter().map(|b| b.meta.block_id).collect::<Vec<_>>());
         let expected = prepare_block(&[batch_of(all.clone())]).unwrap();
@@ -176,15 +183,7 @@ async fn inputs_of_a_written_block_are_not_live_after_a_crash_before_marking_the
     let all = spans(10);
     let inputs = vec![f.block(all[..20].to_vec()).await, f.block(all[20..].to_vec()).await];
     // The merged block is written, then the process dies: no swap, no markers.
-    let job = MergeJob {
-        store: f.store.clone(),
-        layout: f.layout.clone(),
-        block_config: BlockConfig::default(),
-        tenant: TENANT.into(),
-        inputs: inputs.clone(),
-        sizes: MergeSizes::for_inputs(2),
-    };
-    let merged = job.run().await.unwrap();
+    let merged = f.merge_job(&inputs, MergeSizes::for_inputs(2)).run().await.unwrap();
 
     let reloaded = BlockCatalog::load(f.store.clone(), f.layout.clone(), false).await.unwrap();
     let live: Vec<Uuid> = reloaded.blocks(TENANT).iter().map(|b| b.meta.block_id).collect();
@@ -194,14 +193,7 @@ async fn inputs_of_a_written_block_are_not_live_after_a_crash_before_marking_the
     }
     // The merged block is deleted only after its inputs: while they exist, its meta keeps them dead.
     let reloaded = Arc::new(reloaded);
-    let compactor = Compactor::new(
-        f.store.clone(),
-        f.layout.clone(),
-        reloaded.clone(),
-        BlockConfig::default(),
-        CompactionConfig { block_retention: Duration::ZERO, ..eager() },
-        EngineMetrics::default(),
-    );
+    let compactor = f.compactor_over(reloaded.clone(), CompactionConfig { block_retention: Duration::ZERO, ..eager() });
     // Retention (zero) expires the merged block; its inputs are deleted in
     // that cycle, the merged block only in the next.
     std::thread::sleep(Duration::from_millis(1100));
@@ -229,14 +221,7 @@ async fn blocks_past_retention_leave_queries_at_once_and_storage_after_the_grace
         let fixture = Fixture { store: f.store.clone(), layout: f.layout.clone(), catalog: catalog.clone() };
         fixture.block(spans(5)).await.meta.clone()
     };
-    let compactor = Compactor::new(
-        f.store.clone(),
-        f.layout.clone(),
-        catalog.clone(),
-        BlockConfig::default(),
-        CompactionConfig { min_input_blocks: 3, ..CompactionConfig::default() },
-        EngineMetrics::default(),
-    );
+    let compactor = f.compactor_over(catalog.clone(), CompactionConfig { min_input_blocks: 3, ..CompactionConfig::default() });
     let report = compactor.run_cycle().await.unwrap();
     assert_eq!((report.blocks_expired, report.compactions, report.blocks_deleted), (1, 0, 0));
     let live: Vec<Uuid> = catalog.blocks(TENANT).iter().map(|b| b.meta.block_id).collect();
