@@ -78,7 +78,13 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let http_addr = format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port);
     let http_listener = bind("http", &http_addr).await?;
-    let state = AppState { engine: engine.clone(), registry: Arc::new(registry), tenancy, ready: ready.clone() };
+    let state = AppState {
+        engine: engine.clone(),
+        registry: Arc::new(registry),
+        tenancy,
+        ready: ready.clone(),
+        compactor_enabled: !config.compactor.disabled,
+    };
     announce("http", http_listener.local_addr().map_err(Error::io("local address"))?);
     let app = router(state);
     let stop = shutdown_signal(&stop_rx);

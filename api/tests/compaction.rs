@@ -72,3 +72,13 @@ async fn a_trace_flushed_into_three_blocks_is_one_trace_after_compaction() {
     assert_eq!(trace_ids(&server, structural).await, [hex_id]);
     assert_eq!(compact(&server).await["compactions"], 0, "nothing left to merge");
 }
+
+#[tokio::test]
+async fn compact_is_refused_where_the_compactor_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { extra_yaml: "compactor:\n  disabled: true\n".into(), ..Default::default() };
+    let server = TestServer::start(dir.path(), options);
+    let r = reqwest::Client::new().post(server.url("/compact")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("compactor.disabled"));
+}

@@ -14,12 +14,12 @@
 //! `compacted_block_retention`, because queries that took their snapshot of
 //! the catalog before the swap still read them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::concat_batches;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
@@ -34,7 +34,7 @@ use crate::block::{
 use crate::config::{BlockConfig, CompactionConfig};
 use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
-use crate::schema::{adapt_to_span_schema, col, column_index};
+use crate::schema::{SCHEMA_VERSION, adapt_to_span_schema, col, column_index};
 use crate::storage::Layout;
 
 /// Blocks whose latest span ended within this long of now are "recent":
@@ -42,6 +42,11 @@ use crate::storage::Layout;
 /// fresh small blocks are not merged into big ones over and over (Tempo's
 /// active window).
 const ACTIVE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Failed merges after which a block is left out of planning (until a
+/// restart), so that one unreadable block does not fail its group every
+/// cycle and keep the healthy blocks beside it from being merged.
+pub const MAX_FAILURES: u32 = 3;
 
 /// Rows decoded per batch over all inputs together (each input reads its
 /// share, at least [`MIN_READ_BATCH_ROWS`]). A row is about 1.5 KB in Arrow
@@ -66,6 +71,9 @@ pub struct CompactionReport {
     pub blocks_expired: usize,
     /// Compacted or expired blocks whose objects were deleted.
     pub blocks_deleted: usize,
+    /// Merges that failed (retried next cycle; a block in
+    /// [`MAX_FAILURES`] failed merges is left out of planning).
+    pub failures: usize,
 }
 
 impl CompactionReport {
@@ -74,6 +82,7 @@ impl CompactionReport {
         self.blocks_compacted += other.blocks_compacted;
         self.blocks_expired += other.blocks_expired;
         self.blocks_deleted += other.blocks_deleted;
+        self.failures += other.failures;
     }
 }
 
@@ -86,8 +95,14 @@ pub struct Compactor {
     block_config: BlockConfig,
     config: CompactionConfig,
     metrics: EngineMetrics,
-    /// One run at a time (the loop and `/compact`).
-    running: tokio::sync::Mutex<()>,
+    /// Where the WAL segments live: a merged block keeps naming its inputs'
+    /// segments that are still on disk (see [`BlockMeta::wal_segments`]).
+    wal_dir: PathBuf,
+    /// One cycle at a time (the loop and `/compact`), held by the task that
+    /// runs it, so that a caller giving up does not let a second cycle start.
+    running: Arc<tokio::sync::Mutex<()>>,
+    /// Failed merges per block.
+    failures: parking_lot::Mutex<HashMap<Uuid, u32>>,
 }
 
 impl Compactor {
@@ -99,28 +114,64 @@ impl Compactor {
         block_config: BlockConfig,
         config: CompactionConfig,
         metrics: EngineMetrics,
+        wal_dir: PathBuf,
     ) -> Self {
-        Self { store, layout, catalog, block_config, config, metrics, running: tokio::sync::Mutex::new(()) }
+        Self {
+            store,
+            layout,
+            catalog,
+            block_config,
+            config,
+            metrics,
+            wal_dir,
+            running: Arc::new(tokio::sync::Mutex::new(())),
+            failures: parking_lot::Mutex::new(HashMap::new()),
+        }
     }
 
     /// One cycle over every tenant: expire blocks past retention, run the
     /// compactions planned now, delete blocks compacted long enough ago.
-    /// A failed compaction is logged and counted, and planned again next cycle.
-    pub async fn run_cycle(&self) -> Result<CompactionReport> {
-        let _running = self.running.lock().await;
+    /// A failed compaction is logged and counted, and planned again next
+    /// cycle. The cycle runs in a task of its own: if the caller stops
+    /// waiting (a client hanging up on `/compact`), it still finishes
+    /// (a merge is published or undone whole) before another can start.
+    pub async fn run_cycle(self: &Arc<Self>) -> Result<CompactionReport> {
+        let running = self.running.clone().lock_owned().await;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _running = running;
+            this.cycle().await
+        })
+        .await
+        .map_err(|e| Error::internal(format!("compaction cycle failed: {e}")))?
+    }
+
+    async fn cycle(&self) -> Result<CompactionReport> {
         let mut report = CompactionReport::default();
         for tenant in self.catalog.tenants() {
             report.add(self.expire(&tenant).await?);
             let now_nanos = (unix_seconds() as i64).saturating_mul(1_000_000_000);
-            for group in plan(&self.catalog.blocks(&tenant), &self.config, now_nanos) {
+            let failed = self.failures.lock().iter().filter(|(_, n)| **n >= MAX_FAILURES).map(|(id, _)| *id).collect::<HashSet<_>>();
+            let candidates: Vec<Arc<LiveBlock>> =
+                self.catalog.blocks(&tenant).iter().filter(|b| !failed.contains(&b.meta.block_id)).cloned().collect();
+            for group in plan(&candidates, &self.config, now_nanos) {
                 match self.compact(&tenant, &group).await {
                     Ok(_) => {
                         report.compactions += 1;
                         report.blocks_compacted += group.len();
                     }
-                    Err(e) => {
+                    Err(failure) => {
+                        report.failures += 1;
                         self.metrics.compaction_errors.inc();
-                        tracing::error!(%tenant, error = %e, "compaction failed; retried next cycle");
+                        tracing::error!(%tenant, error = %failure.error, "compaction failed; retried next cycle");
+                        if let Some(block) = failure.unreadable_input {
+                            let mut failures = self.failures.lock();
+                            let count = failures.entry(block).or_default();
+                            *count += 1;
+                            if *count == MAX_FAILURES {
+                                tracing::error!(%tenant, %block, "block unreadable in {MAX_FAILURES} merges; no longer compacted until a restart");
+                            }
+                        }
                     }
                 }
             }
@@ -130,7 +181,7 @@ impl Compactor {
     }
 
     /// Runs cycles until one finds nothing to merge (`POST /compact`, benches, tests).
-    pub async fn run_until_idle(&self) -> Result<CompactionReport> {
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<CompactionReport> {
         let mut total = CompactionReport::default();
         loop {
             let report = self.run_cycle().await?;
@@ -160,7 +211,7 @@ impl Compactor {
     }
 
     /// Merges `inputs` into one block and swaps it in for them.
-    async fn compact(&self, tenant: &str, inputs: &[Arc<LiveBlock>]) -> Result<LiveBlock> {
+    async fn compact(&self, tenant: &str, inputs: &[Arc<LiveBlock>]) -> Result<LiveBlock, MergeFailure> {
         let started = Instant::now();
         let job = MergeJob {
             store: self.store.clone(),
@@ -169,6 +220,7 @@ impl Compactor {
             tenant: tenant.to_owned(),
             inputs: inputs.to_vec(),
             sizes: MergeSizes::for_inputs(inputs.len()),
+            wal_segments: self.wal_segments_on_disk(tenant, inputs),
         };
         // Decoding, sorting and zstd are CPU work: keep them off the async
         // workers that serve ingest and queries.
@@ -188,12 +240,28 @@ impl Compactor {
             ms = started.elapsed().as_millis() as u64,
             "compacted blocks"
         );
-        let compacted = self.catalog.replace(tenant, &ids, Some(block.clone()));
+        let compacted = match self.catalog.replace(tenant, &ids, Some(block.clone())) {
+            Ok(compacted) => compacted,
+            Err(e) => {
+                // An input left the catalog meanwhile (expired): publishing
+                // would bring its spans back. Undo the merged block.
+                delete_block_objects(&self.store, &self.layout, tenant, block.meta.block_id).await;
+                return Err(e.into());
+            }
+        };
         self.retire(tenant, &compacted).await;
         self.metrics.compaction_blocks.inc_by(ids.len() as u64);
         self.metrics.compaction_spans_written.inc_by(spans);
         self.metrics.compaction_duration.observe(started.elapsed().as_secs_f64());
         Ok(block)
+    }
+
+    /// The WAL segments named by `inputs` that are still on disk: they were
+    /// flushed, but deleting them failed or did not happen before a crash;
+    /// replay skips a segment only when a live block names it.
+    fn wal_segments_on_disk(&self, tenant: &str, inputs: &[Arc<LiveBlock>]) -> Vec<String> {
+        let dir = self.wal_dir.join(tenant);
+        inputs.iter().flat_map(|b| b.meta.wal_segments.iter()).filter(|name| dir.join(name).exists()).cloned().collect()
     }
 
     /// Takes blocks whose newest spans were ingested more than
@@ -211,7 +279,7 @@ impl Compactor {
         if expired.is_empty() {
             return Ok(CompactionReport::default());
         }
-        let compacted = self.catalog.replace(tenant, &expired, None);
+        let compacted = self.catalog.replace(tenant, &expired, None)?;
         tracing::info!(%tenant, blocks = compacted.len(), "blocks past retention taken out");
         self.retire(tenant, &compacted).await;
         self.metrics.retention_marked.inc_by(compacted.len() as u64);
@@ -258,7 +326,8 @@ impl Compactor {
     }
 }
 
-/// Groups of live blocks to merge, lower compaction levels first. Blocks
+/// Groups of live blocks (of this schema version) to merge, lower
+/// compaction levels first. Blocks
 /// are grouped by the time window their latest span falls in; recent blocks
 /// (see [`ACTIVE_WINDOW`]) only with blocks of the same level. Inside a
 /// group the smallest blocks go first, `min_input_blocks..=max_input_blocks`
@@ -267,7 +336,9 @@ pub fn plan(blocks: &[Arc<LiveBlock>], config: &CompactionConfig, now_unix_nano:
     let window = (config.compaction_window.as_nanos() as i64).max(1);
     let active_since = now_unix_nano.saturating_sub(ACTIVE_WINDOW.as_nanos() as i64);
     let mut groups: BTreeMap<(u32, i64), Vec<Arc<LiveBlock>>> = BTreeMap::new();
-    for block in blocks {
+    // Blocks of another schema version are left as they are: adapting them
+    // to this one could drop a column (an older binary meeting a newer block).
+    for block in blocks.iter().filter(|b| b.meta.schema_version == SCHEMA_VERSION) {
         let end = block.meta.max_end_unix_nano;
         let level = if end >= active_since { block.meta.compaction_level } else { u32::MAX };
         groups.entry((level, end.div_euclid(window))).or_default().push(block.clone());
@@ -298,6 +369,26 @@ pub fn plan(blocks: &[Arc<LiveBlock>], config: &CompactionConfig, now_unix_nano:
     plans
 }
 
+/// Why a merge failed: the error, and the input it could not read when
+/// that was the cause (a failed write is the store's, not an input's).
+#[derive(Debug)]
+struct MergeFailure {
+    unreadable_input: Option<Uuid>,
+    error: Error,
+}
+
+impl From<Error> for MergeFailure {
+    fn from(error: Error) -> Self {
+        Self { unreadable_input: None, error }
+    }
+}
+
+impl MergeFailure {
+    fn reading(block: Uuid) -> impl FnOnce(Error) -> Self {
+        move |error| Self { unreadable_input: Some(block), error }
+    }
+}
+
 /// One merge, owned so that it can run on a blocking thread.
 struct MergeJob {
     store: Arc<dyn ObjectStore>,
@@ -306,6 +397,7 @@ struct MergeJob {
     tenant: String,
     inputs: Vec<Arc<LiveBlock>>,
     sizes: MergeSizes,
+    wal_segments: Vec<String>,
 }
 
 /// Batch sizes of a merge (small in tests, to cross many batch boundaries).
@@ -325,23 +417,26 @@ impl MergeSizes {
 /// One input block being read in trace-id order.
 struct Input {
     stream: Option<ParquetRecordBatchStream<BlockReader>>,
-    /// Rows read but not yet handed to the output.
-    pending: Option<RecordBatch>,
+    /// Batches read but not yet handed to the output, in order (kept apart,
+    /// not concatenated: a trace of a million spans would be copied over
+    /// and over while it is read).
+    pending: VecDeque<RecordBatch>,
     block_id: Uuid,
 }
 
 impl Input {
     /// Reads the next batch onto `pending`; false once the block is exhausted.
-    async fn read_more(&mut self) -> Result<bool> {
+    async fn read_more(&mut self) -> Result<bool, MergeFailure> {
         let Some(stream) = self.stream.as_mut() else { return Ok(false) };
         match stream.next().await {
             Some(batch) => {
-                let batch = adapt_to_span_schema(&batch?)
-                    .map_err(|e| Error::internal(format!("block {}: {e}", self.block_id)))?;
-                self.pending = Some(match self.pending.take() {
-                    Some(pending) => concat_batches(&batch.schema(), [&pending, &batch])?,
-                    None => batch,
-                });
+                let batch = batch.map_err(Error::from).map_err(MergeFailure::reading(self.block_id))?;
+                let batch = adapt_to_span_schema(&batch)
+                    .map_err(|e| Error::internal(format!("block {}: {e}", self.block_id)))
+                    .map_err(MergeFailure::reading(self.block_id))?;
+                if batch.num_rows() > 0 {
+                    self.pending.push_back(batch);
+                }
                 Ok(true)
             }
             None => {
@@ -353,22 +448,26 @@ impl Input {
 
     /// The largest trace id read so far (the last pending row's).
     fn last_trace_id(&self) -> Option<[u8; 16]> {
-        let pending = self.pending.as_ref().filter(|b| b.num_rows() > 0)?;
-        trace_id_at(pending, pending.num_rows() - 1)
+        let last = self.pending.back()?;
+        trace_id_at(last, last.num_rows() - 1)
     }
 
     /// Takes the pending rows whose trace id is below `bound` (all with `None`).
-    fn take_below(&mut self, bound: Option<[u8; 16]>) -> Option<RecordBatch> {
-        let pending = self.pending.take()?;
-        let cut = match bound {
-            None => pending.num_rows(),
-            // Rows are sorted by trace id: the first row at or past the bound.
-            Some(bound) => partition_point(pending.num_rows(), |row| trace_id_at(&pending, row).is_some_and(|id| id < bound)),
-        };
-        if cut < pending.num_rows() {
-            self.pending = Some(pending.slice(cut, pending.num_rows() - cut));
+    fn take_below(&mut self, bound: Option<[u8; 16]>, out: &mut Vec<RecordBatch>) {
+        while let Some(first) = self.pending.pop_front() {
+            let cut = match bound {
+                None => first.num_rows(),
+                // Rows are sorted by trace id: the first row at or past the bound.
+                Some(bound) => partition_point(first.num_rows(), |row| trace_id_at(&first, row).is_some_and(|id| id < bound)),
+            };
+            if cut > 0 {
+                out.push(first.slice(0, cut));
+            }
+            if cut < first.num_rows() {
+                self.pending.push_front(first.slice(cut, first.num_rows() - cut));
+                return;
+            }
         }
-        (cut > 0).then(|| pending.slice(0, cut))
     }
 }
 
@@ -387,12 +486,13 @@ fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
 }
 
 impl MergeJob {
-    async fn run(self) -> Result<LiveBlock> {
+    async fn run(self) -> Result<LiveBlock, MergeFailure> {
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for block in &self.inputs {
             let reader = BlockReader::new(self.store.clone(), &self.layout, &block.meta, None);
-            let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(self.sizes.read_batch_rows).build()?;
-            inputs.push(Input { stream: Some(stream), pending: None, block_id: block.meta.block_id });
+            let open = async { Ok::<_, Error>(ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(self.sizes.read_batch_rows).build()?) };
+            let stream = open.await.map_err(MergeFailure::reading(block.meta.block_id))?;
+            inputs.push(Input { stream: Some(stream), pending: VecDeque::new(), block_id: block.meta.block_id });
         }
         let expected_traces = self.inputs.iter().map(|b| b.meta.trace_count).sum();
         let mut writer =
@@ -418,10 +518,10 @@ impl MergeJob {
         let origin = BlockOrigin {
             compaction_level: self.inputs.iter().map(|b| b.meta.compaction_level).max().unwrap_or(0) + 1,
             ingested_unix_seconds: self.inputs.iter().map(|b| b.meta.ingested_at()).max().unwrap_or(0),
-            wal_segments: Vec::new(),
+            wal_segments: self.wal_segments,
             compacted_from: self.inputs.iter().map(|b| b.meta.block_id).collect(),
         };
-        writer.finish(origin).await
+        Ok(writer.finish(origin).await?)
     }
 }
 
@@ -429,7 +529,7 @@ impl MergeJob {
 /// traces at a time. Every input is sorted by trace id, so rows below the
 /// smallest "last trace id read" among the inputs not yet exhausted are
 /// complete: no input can hold more of them.
-async fn merge_into(inputs: &mut [Input], writer: &mut BlockWriter, chunk_rows_wanted: usize) -> Result<()> {
+async fn merge_into(inputs: &mut [Input], writer: &mut BlockWriter, chunk_rows_wanted: usize) -> Result<(), MergeFailure> {
     let mut chunk: Vec<RecordBatch> = Vec::new();
     let mut chunk_rows = 0;
     loop {
@@ -441,12 +541,11 @@ async fn merge_into(inputs: &mut [Input], writer: &mut BlockWriter, chunk_rows_w
         let open: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].stream.is_some()).collect();
         // Every open input has pending rows here; `None` once all are read.
         let bound = open.iter().filter_map(|&i| inputs[i].last_trace_id()).min();
+        let taken = chunk.len();
         for input in inputs.iter_mut() {
-            if let Some(rows) = input.take_below(bound) {
-                chunk_rows += rows.num_rows();
-                chunk.push(rows);
-            }
+            input.take_below(bound, &mut chunk);
         }
+        chunk_rows += chunk[taken..].iter().map(RecordBatch::num_rows).sum::<usize>();
         if chunk_rows >= chunk_rows_wanted || (bound.is_none() && chunk_rows > 0) {
             let prepared = prepare_block(&std::mem::take(&mut chunk))?;
             chunk_rows = 0;

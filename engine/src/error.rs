@@ -65,6 +65,9 @@ pub enum Error {
     Unauthenticated(String),
     #[error("shutting down")]
     ShuttingDown,
+    /// A part of the server that this process does not run (e.g. the compactor when disabled).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("arrow: {0}")]
@@ -108,7 +111,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
-            Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::ShuttingDown | Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::DataFusion(e) => match e.find_root() {
                 datafusion::error::DataFusionError::Plan(_)
                 | datafusion::error::DataFusionError::SQL(..)

@@ -58,6 +58,7 @@ impl Engine {
             trace.block.clone(),
             compaction.clone(),
             metrics,
+            trace.wal.path.clone(),
         ));
         let source = Arc::new(LiveSpans { ingester: ingester.clone(), catalog: catalog.clone() });
         let query = Arc::new(QueryEngine::new(source, store.clone(), layout)?);

@@ -29,6 +29,8 @@ pub struct AppState {
     pub tenancy: Tenancy,
     /// Set once every listener is up and the WAL is replayed.
     pub ready: Arc<AtomicBool>,
+    /// `compactor.disabled` is false: `/compact` may run.
+    pub compactor_enabled: bool,
 }
 
 impl AppState {

@@ -67,8 +67,12 @@ pub async fn flush(State(state): State<AppState>) -> Result<StatusCode> {
 
 /// `POST /compact`: expire, merge and delete blocks until nothing is left
 /// to merge, now (the compactor also does this every `compaction_cycle`).
-/// Answers what was done as JSON.
+/// Answers what was done as JSON (`failures` counts merges that failed);
+/// 503 when `compactor.disabled`.
 pub async fn compact(State(state): State<AppState>) -> Result<Json<spanlake_engine::compactor::CompactionReport>> {
+    if !state.compactor_enabled {
+        return Err(spanlake_engine::Error::Unavailable("the compactor is disabled in this process (compactor.disabled)".into()).into());
+    }
     Ok(Json(state.engine.compactor.run_until_idle().await?))
 }
 

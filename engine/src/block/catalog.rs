@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::meta::{BlockMeta, CompactedMeta, LiveBlock, TenantIndex};
 use super::writer::unix_seconds;
 use super::tags::TagSummary;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::Layout;
 
 /// Live blocks of every tenant, and the compacted ones awaiting deletion.
@@ -109,16 +109,21 @@ impl BlockCatalog {
     /// Makes a block whose data and meta are written visible to queries.
     /// The index is rewritten by [`persist_index`](Self::persist_index).
     pub fn insert(&self, block: LiveBlock) {
-        self.replace(&block.meta.tenant.clone(), &[], Some(block));
+        let tenant = block.meta.tenant.clone();
+        self.replace(&tenant, &[], Some(block)).expect("removing nothing cannot fail");
     }
 
     /// In one step for queries: takes the live blocks `removed` out of the
     /// catalog (they become compacted, kept for deletion) and adds `added`.
     /// Returns the compacted metas; the caller marks them in the store with
-    /// [`mark_compacted`].
-    pub fn replace(&self, tenant: &str, removed: &[Uuid], added: Option<LiveBlock>) -> Vec<CompactedMeta> {
+    /// [`mark_compacted`]. Changes nothing and fails when a block of
+    /// `removed` is not live (it was expired or merged meanwhile).
+    pub fn replace(&self, tenant: &str, removed: &[Uuid], added: Option<LiveBlock>) -> Result<Vec<CompactedMeta>> {
         let mut tenants = self.tenants.write();
         let current = tenants.get(tenant).cloned().unwrap_or_default();
+        if let Some(gone) = removed.iter().find(|id| !current.iter().any(|b| b.meta.block_id == **id)) {
+            return Err(Error::internal(format!("block {gone} of tenant {tenant} is no longer live")));
+        }
         let (gone, mut kept): (Vec<Arc<LiveBlock>>, Vec<Arc<LiveBlock>>) =
             current.iter().cloned().partition(|b| removed.contains(&b.meta.block_id));
         kept.extend(added.map(Arc::new));
@@ -127,7 +132,7 @@ impl BlockCatalog {
         let gone: Vec<CompactedMeta> =
             gone.into_iter().map(|b| CompactedMeta { meta: b.meta.clone(), compacted_unix_seconds: now }).collect();
         self.compacted.write().entry(tenant.to_owned()).or_default().extend(gone.iter().cloned());
-        gone
+        Ok(gone)
     }
 
     /// The compacted blocks of `tenant` whose objects are not deleted yet.
@@ -170,7 +175,7 @@ pub async fn mark_compacted(store: &Arc<dyn ObjectStore>, layout: &Layout, compa
 
 /// Reads a `meta.compacted.json`; `None` (with a warning) when unreadable.
 async fn load_compacted(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Option<CompactedMeta>> {
-    let bytes = store.get(&path).await?.bytes().await?;
+    let Some(bytes) = optional_object(store, &path).await? else { return Ok(None) };
     match serde_json::from_slice::<CompactedMeta>(&bytes) {
         Ok(compacted) => Ok(Some(compacted)),
         Err(e) => {
@@ -183,7 +188,8 @@ async fn load_compacted(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Opti
 /// Reads a block's meta and trace filter; `None` (with a warning) when the
 /// meta is unreadable, so one bad object does not stop the server.
 async fn load_block(store: &Arc<dyn ObjectStore>, layout: &Layout, meta_path: Path) -> Result<Option<LiveBlock>> {
-    let bytes = store.get(&meta_path).await?.bytes().await?;
+    // Gone since the LIST (compacted or deleted by a running server): not live.
+    let Some(bytes) = optional_object(store, &meta_path).await? else { return Ok(None) };
     let meta = match serde_json::from_slice::<BlockMeta>(&bytes) {
         Ok(meta) => meta,
         Err(e) => {

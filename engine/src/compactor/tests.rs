@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::time::Duration;
 
 use arrow::array::{Array, FixedSizeBinaryArray, Int32Array};
@@ -70,13 +71,14 @@ impl Fixture {
         Arc::new(block)
     }
 
-    fn compactor(&self, config: CompactionConfig) -> Compactor {
+    fn compactor(&self, config: CompactionConfig) -> Arc<Compactor> {
         self.compactor_over(self.catalog.clone(), config)
     }
 
     /// A compactor of another catalog of the same store (as after a restart).
-    fn compactor_over(&self, catalog: Arc<BlockCatalog>, config: CompactionConfig) -> Compactor {
-        Compactor::new(self.store.clone(), self.layout.clone(), catalog, BlockConfig::default(), config, EngineMetrics::default())
+    fn compactor_over(&self, catalog: Arc<BlockCatalog>, config: CompactionConfig) -> Arc<Compactor> {
+        let (store, layout) = (self.store.clone(), self.layout.clone());
+        Arc::new(Compactor::new(store, layout, catalog, BlockConfig::default(), config, EngineMetrics::default(), "/nonexistent".into()))
     }
 
     fn merge_job(&self, inputs: &[Arc<LiveBlock>], sizes: MergeSizes) -> MergeJob {
@@ -87,6 +89,7 @@ impl Fixture {
             tenant: TENANT.into(),
             inputs: inputs.to_vec(),
             sizes,
+            wal_segments: Vec::new(),
         }
     }
 
@@ -283,4 +286,53 @@ fn plan_groups_by_window_and_recent_blocks_by_level_smallest_first() {
     assert_eq!(ids(&plan(&blocks, &small, now * 1_000_000_000)), vec![vec![2, 4]], "at most max_block_bytes together");
     let three = CompactionConfig { min_input_blocks: 3, ..config };
     assert_eq!(ids(&plan(&blocks, &three, now * 1_000_000_000)), vec![vec![2, 4, 3]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_that_keeps_failing_is_left_out_and_the_others_are_merged() {
+    let f = Fixture::new().await;
+    let all = spans(12);
+    let broken = f.block(all[..10].to_vec()).await;
+    let (b, c) = (f.block(all[10..30].to_vec()).await, f.block(all[30..].to_vec()).await);
+    f.store.delete(&f.layout.data(TENANT, broken.meta.block_id)).await.unwrap();
+    let compactor = f.compactor(eager());
+    for _ in 0..MAX_FAILURES {
+        let report = compactor.run_cycle().await.unwrap();
+        assert_eq!((report.compactions, report.failures), (0, 1));
+        assert_eq!(f.catalog.blocks(TENANT).len(), 3, "a failed merge publishes nothing");
+    }
+    let report = compactor.run_cycle().await.unwrap();
+    assert_eq!((report.compactions, report.blocks_compacted, report.failures), (1, 2, 0));
+    let live: HashSet<Uuid> = f.catalog.blocks(TENANT).iter().map(|b| b.meta.block_id).collect();
+    assert!(live.contains(&broken.meta.block_id) && !live.contains(&b.meta.block_id) && !live.contains(&c.meta.block_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_block_names_its_inputs_wal_segments_still_on_disk() {
+    let f = Fixture::new().await;
+    let wal = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(wal.path().join(TENANT)).unwrap();
+    std::fs::write(wal.path().join(TENANT).join("7.arrow"), b"left over").unwrap();
+    let all = spans(6);
+    for (part, segment) in [(&all[..10], "7.arrow"), (&all[10..], "8.arrow")] {
+        let prepared = prepare_block(&[batch_of(part.to_vec())]).unwrap();
+        let segments = vec![segment.to_owned()];
+        f.catalog.insert(write_block(&f.store, &f.layout, &BlockConfig::default(), TENANT, &prepared, segments).await.unwrap());
+    }
+    let (store, layout, catalog) = (f.store.clone(), f.layout.clone(), f.catalog.clone());
+    let compactor =
+        Arc::new(Compactor::new(store, layout, catalog, BlockConfig::default(), eager(), EngineMetrics::default(), wal.path().into()));
+    assert_eq!(compactor.run_cycle().await.unwrap().compactions, 1);
+    let merged = f.catalog.blocks(TENANT);
+    assert_eq!(merged[0].meta.wal_segments, ["7.arrow"], "a replay at the next start skips the leftover segment");
+}
+
+#[tokio::test]
+async fn replace_refuses_inputs_that_are_no_longer_live() {
+    let f = Fixture::new().await;
+    let block = f.block(spans(2)).await;
+    let gone = Uuid::from_u128(42);
+    assert!(f.catalog.replace(TENANT, &[block.meta.block_id, gone], None).is_err());
+    assert_eq!(f.catalog.blocks(TENANT).len(), 1, "nothing changed");
+    assert!(f.catalog.compacted(TENANT).is_empty());
 }

@@ -81,14 +81,16 @@ impl Layout {
         self.join(format!("{tenant}/blocks/{block}/meta.compacted.json"))
     }
 
-    /// Every object of a block, in the order they are deleted: data first,
-    /// `meta.json` and then `meta.compacted.json` last.
+    /// Every object of a block, in the order they are deleted: `meta.json`
+    /// first (the block stops existing before any of its data goes), then
+    /// the data, and `meta.compacted.json` last (a deletion cut short is
+    /// resumed at the next start).
     pub fn block_objects(&self, tenant: &str, block: Uuid) -> [Path; 5] {
         [
+            self.meta(tenant, block),
             self.data(tenant, block),
             self.bloom(tenant, block),
             self.tags(tenant, block),
-            self.meta(tenant, block),
             self.compacted_meta(tenant, block),
         ]
     }
