@@ -36,6 +36,10 @@ pub struct BenchQuery {
 pub enum Answer {
     /// Matching trace ids, lowercase hex.
     Traces(BTreeSet<String>),
+    /// A search answer that reached the API's limit: the most recent
+    /// matching traces, not all of them (medium's broad queries match more
+    /// traces than one answer may carry).
+    CappedTraces(BTreeSet<String>),
     /// Total per series label.
     Counts(BTreeMap<String, u64>),
 }
@@ -44,7 +48,7 @@ impl Answer {
     /// Number of traces or series total.
     pub fn size(&self) -> u64 {
         match self {
-            Answer::Traces(t) => t.len() as u64,
+            Answer::Traces(t) | Answer::CappedTraces(t) => t.len() as u64,
             Answer::Counts(c) => c.values().sum(),
         }
     }
@@ -52,7 +56,9 @@ impl Answer {
     /// A short description of how `self` differs from `other` (empty when equal).
     pub fn difference(&self, other: &Answer) -> String {
         match (self, other) {
-            (Answer::Traces(a), Answer::Traces(b)) => {
+            // A capped answer agrees when every trace it holds matched (DuckDB finds them all).
+            (Answer::CappedTraces(a), Answer::Traces(b)) if a.is_subset(b) => String::new(),
+            (Answer::Traces(a) | Answer::CappedTraces(a), Answer::Traces(b)) => {
                 let only_a: Vec<_> = a.difference(b).take(3).collect();
                 let only_b: Vec<_> = b.difference(a).take(3).collect();
                 if only_a.is_empty() && only_b.is_empty() {
@@ -176,6 +182,14 @@ mod tests {
         assert!(d.contains("only in Spanlake: 1") && d.contains("\"a\"") && d.contains("only in DuckDB: 1") && d.contains("\"c\""), "{d}");
         let d = Answer::Counts([("web".to_owned(), 3)].into()).difference(&Answer::Counts([("web".to_owned(), 4)].into()));
         assert!(d.contains('3') && d.contains('4'), "{d}");
+    }
+
+    #[test]
+    fn a_capped_answer_agrees_only_when_all_its_traces_matched() {
+        let capped = |ids: &[&str]| Answer::CappedTraces(ids.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(capped(&["a", "b"]).difference(&traces(&["a", "b", "c"])), "");
+        let d = capped(&["a", "x"]).difference(&traces(&["a", "b", "c"]));
+        assert!(d.contains("only in Spanlake: 1"), "{d}");
     }
 
     #[test]
