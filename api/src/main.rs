@@ -10,6 +10,21 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process (what
+/// `MIMALLOC_ALLOW_THP=0` does): memory mimalloc keeps after a free is then
+/// held in 4 KiB pages instead of 2 MiB ones. On `small`, two pairs of runs:
+/// peak RSS while ingesting 439 → 386 and 495 → 436 MiB, after compaction
+/// 643 → 565 and 700 → 627 MiB, CPU unchanged within the noise.
+#[cfg(target_os = "linux")]
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag
+    // of this process; a kernel without it answers EINVAL, which is fine.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disable_transparent_huge_pages() {}
+
 /// Spanlake: distributed tracing storage and query, Tempo-compatible.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -133,6 +148,7 @@ fn run<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(fut
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {

@@ -134,4 +134,9 @@ async fn ops_endpoints_answer_like_tempo() {
     let info: serde_json::Value = reqwest::get(server.url("/api/status/buildinfo")).await.unwrap().json().await.unwrap();
     assert!(info["version"].as_str().unwrap().starts_with('2'));
     assert!(info.get("goVersion").is_some());
+    // The server turns transparent huge pages off for itself (memory kept by the allocator).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
 }

@@ -66,6 +66,11 @@ impl TestServer {
         format!("http://{}/v1/traces", self.otlp_http)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("running").id()
+    }
+
     /// `kill -9`: no flush, no cleanup.
     pub fn kill9(&mut self) {
         // Dropping the process kills and reaps it.
