@@ -11,10 +11,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process (what
-/// `MIMALLOC_ALLOW_THP=0` does): memory mimalloc keeps after a free is then
-/// held in 4 KiB pages instead of 2 MiB ones. On `small`, two pairs of runs:
-/// peak RSS while ingesting 439 → 386 and 495 → 436 MiB, after compaction
-/// 643 → 565 and 700 → 627 MiB, CPU unchanged within the noise.
+/// `MIMALLOC_ALLOW_THP=0` does at mimalloc's start): memory mimalloc keeps
+/// after a free is then held in 4 KiB pages instead of 2 MiB ones. On
+/// `small`, peak RSS while ingesting was 439 and 495 MiB without, 386 and
+/// 436 with the variable, 425 and 455 with this call (which comes after
+/// mimalloc's first arenas); CPU unchanged within the noise.
 #[cfg(target_os = "linux")]
 fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag
