@@ -345,7 +345,9 @@ pub fn plan(blocks: &[Arc<LiveBlock>], config: &CompactionConfig, now_unix_nano:
         let level = if end >= active_since { block.meta.compaction_level } else { u32::MAX };
         groups.entry((level, end.div_euclid(window))).or_default().push(block.clone());
     }
-    let (min_inputs, max_inputs) = (config.min_input_blocks.max(2), config.max_input_blocks.max(2));
+    // A max below the min would plan nothing at all: the min wins.
+    let min_inputs = config.min_input_blocks.max(2);
+    let max_inputs = config.max_input_blocks.max(min_inputs);
     let mut plans = Vec::new();
     for mut candidates in groups.into_values() {
         candidates.sort_by_key(|b| (b.meta.size_bytes, b.meta.block_id));

@@ -284,8 +284,10 @@ fn plan_groups_by_window_and_recent_blocks_by_level_smallest_first() {
 
     let small = CompactionConfig { max_block_bytes: 450, ..config.clone() };
     assert_eq!(ids(&plan(&blocks, &small, now * 1_000_000_000)), vec![vec![2, 4]], "at most max_block_bytes together");
-    let three = CompactionConfig { min_input_blocks: 3, ..config };
+    let three = CompactionConfig { min_input_blocks: 3, ..config.clone() };
     assert_eq!(ids(&plan(&blocks, &three, now * 1_000_000_000)), vec![vec![2, 4, 3]]);
+    let inverted = CompactionConfig { min_input_blocks: 3, max_input_blocks: 2, ..config };
+    assert_eq!(ids(&plan(&blocks, &inverted, now * 1_000_000_000)), vec![vec![2, 4, 3]], "a max below the min is the min");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
