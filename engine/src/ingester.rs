@@ -16,7 +16,7 @@ use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStore;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::block::{BlockCatalog, prepare_block, write_block};
 use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig, TraceStorageConfig};
@@ -70,8 +70,11 @@ impl Head {
 /// A cut head waiting to become a block; still answers queries.
 struct Sealed {
     /// Raw batches until first prepared, then the prepared batch alone (the
-    /// WAL segments keep the spans durable either way).
+    /// WAL segments keep the spans durable either way). Held only to look at
+    /// or change the state, never while preparing.
     spans: Mutex<SealedSpans>,
+    /// Notified when a preparation ends, prepared or not.
+    preparation_ended: Condvar,
     /// Arrow memory held by `spans`, counted against `max_unflushed_bytes`.
     bytes: AtomicUsize,
     /// WAL segments holding these spans, deleted once the block is written.
@@ -79,10 +82,15 @@ struct Sealed {
     /// How often the spans were prepared (tests check it is once).
     #[cfg(test)]
     preparations: AtomicUsize,
+    /// Called as a preparation starts, outside the lock (tests pause it there).
+    #[cfg(test)]
+    on_preparing: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 enum SealedSpans {
     Raw(Vec<RecordBatch>),
+    /// One caller prepares these outside the lock; the others wait for it.
+    Preparing(Vec<RecordBatch>),
     /// Sorted, de-duplicated and with derived columns, like a block.
     Prepared(RecordBatch),
 }
@@ -92,10 +100,13 @@ impl Sealed {
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
         Self {
             spans: Mutex::new(SealedSpans::Raw(batches)),
+            preparation_ended: Condvar::new(),
             bytes: AtomicUsize::new(bytes),
             segment_paths,
             #[cfg(test)]
             preparations: AtomicUsize::new(0),
+            #[cfg(test)]
+            on_preparing: Mutex::new(None),
         }
     }
 
@@ -105,27 +116,77 @@ impl Sealed {
     }
 
     /// The sealed spans prepared like a block, computed exactly once: the
-    /// lock is held while preparing, so concurrent queries and the flush wait
-    /// for the first caller and share its batch; the raw batches are dropped.
+    /// first caller prepares them outside the lock, concurrent callers (the
+    /// flush, queries) wait for it and share its batch; the raw batches are
+    /// then dropped. If the preparation fails, the next caller tries again.
     fn prepared(&self) -> Result<RecordBatch> {
-        let mut spans = self.spans.lock();
-        let batch = match &*spans {
-            SealedSpans::Prepared(batch) => return Ok(batch.clone()),
-            SealedSpans::Raw(batches) => prepare_block(batches)?,
+        let raw = {
+            let mut spans = self.spans.lock();
+            loop {
+                match &*spans {
+                    SealedSpans::Prepared(batch) => return Ok(batch.clone()),
+                    SealedSpans::Preparing(_) => blocking(|| self.preparation_ended.wait(&mut spans)),
+                    SealedSpans::Raw(batches) => {
+                        let batches = batches.clone();
+                        *spans = SealedSpans::Preparing(batches.clone());
+                        break batches;
+                    }
+                }
+            }
         };
+        let _end = PreparationEnd(self);
+        #[cfg(test)]
+        {
+            let hook = self.on_preparing.lock().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        let batch = prepare_block(&raw)?;
         #[cfg(test)]
         self.preparations.fetch_add(1, Ordering::Relaxed);
         self.bytes.store(batch.get_array_memory_size(), Ordering::Relaxed);
-        *spans = SealedSpans::Prepared(batch.clone());
+        *self.spans.lock() = SealedSpans::Prepared(batch.clone());
         Ok(batch)
     }
 
     /// The spans as held: the raw batches, or the prepared one.
     fn batches(&self) -> Vec<RecordBatch> {
         match &*self.spans.lock() {
-            SealedSpans::Raw(batches) => batches.clone(),
+            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => batches.clone(),
             SealedSpans::Prepared(batch) => vec![batch.clone()],
         }
+    }
+}
+
+/// Ends a preparation however it ends (done, failed or panicked): puts the
+/// raw batches back unless the prepared batch replaced them, so that no
+/// caller waits forever, and wakes the waiting callers.
+struct PreparationEnd<'a>(&'a Sealed);
+
+impl Drop for PreparationEnd<'_> {
+    fn drop(&mut self) {
+        let mut spans = self.0.spans.lock();
+        let unprepared = match &mut *spans {
+            SealedSpans::Preparing(batches) => Some(std::mem::take(batches)),
+            _ => None,
+        };
+        if let Some(batches) = unprepared {
+            *spans = SealedSpans::Raw(batches);
+        }
+        self.0.preparation_ended.notify_all();
+    }
+}
+
+/// Runs `wait`, which blocks the thread. On a worker of a multi-thread tokio
+/// runtime (queries call in from async code) the worker's other tasks move
+/// to another thread meanwhile, so they do not stall behind the wait.
+fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 
@@ -625,6 +686,52 @@ mod tests {
         assert_eq!(sealed.bytes(), prepared.get_array_memory_size());
         assert_ne!(sealed.bytes(), raw_bytes);
         assert_eq!(ingester.tenant("t1").lock().unflushed_bytes(), prepared.get_array_memory_size());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_query_during_a_flushs_preparation_waits_without_holding_up_its_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingester, sealed) = with_sealed_head(dir.path()).await;
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        *sealed.on_preparing.lock() = Some(Box::new(move || {
+            started_tx.send(()).unwrap();
+            let _ = go_rx.recv();
+        }));
+        // The flush prepares on a thread of its own and pauses there.
+        let flushing = sealed.clone();
+        let flush = std::thread::spawn(move || flushing.prepared().map(|b| b.num_rows()));
+        started.recv().unwrap();
+        assert_eq!(sealed.batches().len(), 2, "the raw batches stay readable while preparing");
+        // A query on the only worker waits for the flush's batch ...
+        let (querying_tx, querying) = std::sync::mpsc::channel();
+        let query = tokio::spawn(async move {
+            querying_tx.send(()).unwrap();
+            rows(&ingester.unflushed_batches("t1"))
+        });
+        querying.recv().unwrap();
+        // ... while another task still runs.
+        let (ran_tx, ran) = std::sync::mpsc::channel();
+        tokio::spawn(async move { ran_tx.send(()).unwrap() });
+        let ran = ran.recv_timeout(std::time::Duration::from_secs(10));
+        go.send(()).unwrap();
+        assert!(ran.is_ok(), "a task was held up behind the waiting query");
+        assert_eq!(flush.join().unwrap().unwrap(), 5);
+        assert_eq!(query.await.unwrap(), 5);
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
+        assert_eq!(sealed.batches().len(), 1, "only the prepared batch is held");
+    }
+
+    #[tokio::test]
+    async fn a_failed_preparation_leaves_the_raw_batches_for_the_next_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_ingester, sealed) = with_sealed_head(dir.path()).await;
+        *sealed.on_preparing.lock() = Some(Box::new(|| panic!("preparation failed")));
+        let preparing = sealed.clone();
+        assert!(std::thread::spawn(move || preparing.prepared()).join().is_err());
+        assert_eq!(sealed.batches().len(), 2);
+        assert_eq!(sealed.prepared().unwrap().num_rows(), 5, "the next caller prepares them");
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
