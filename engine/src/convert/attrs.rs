@@ -34,6 +34,23 @@ impl<'a> TypedValue<'a> {
     }
 }
 
+/// Renders "other" attribute values (arrays, kvlists, bytes and empty
+/// values) as OTLP/JSON, the text stored in the `_other` maps. Reuses one
+/// buffer, so rendering many values allocates once.
+#[derive(Debug, Default)]
+pub(crate) struct OtherJson {
+    buf: Vec<u8>,
+}
+
+impl OtherJson {
+    /// `value` as JSON (`null` when there is none); valid until the next call.
+    pub(crate) fn render(&mut self, value: Option<&AnyValue>) -> Result<&str> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &value)?;
+        std::str::from_utf8(&self.buf).map_err(|e| Error::internal(format!("attribute JSON: {e}")))
+    }
+}
+
 /// An attribute list split by value type, ready to be appended to one row
 /// or repeated on many (a resource's or scope's attributes on each of its
 /// spans are split, and `other` values rendered as JSON, only once).
@@ -51,6 +68,7 @@ impl<'a> SplitAttrs<'a> {
     /// Splits `attrs`, leaving out those `skip` selects.
     pub(crate) fn new(attrs: &'a [KeyValue], mut skip: impl FnMut(&'a KeyValue) -> bool) -> Result<Self> {
         let mut split = Self::default();
+        let mut json = OtherJson::default();
         for kv in attrs.iter().filter(|kv| !skip(kv)) {
             let key = kv.key.as_str();
             match TypedValue::of(kv.value.as_ref()) {
@@ -58,7 +76,7 @@ impl<'a> SplitAttrs<'a> {
                 TypedValue::Int(i) => split.int.push((key, i)),
                 TypedValue::Float(f) => split.float.push((key, f)),
                 TypedValue::Bool(b) => split.bool.push((key, b)),
-                TypedValue::Other(v) => split.other.push((key, serde_json::to_string(&v)?)),
+                TypedValue::Other(v) => split.other.push((key, json.render(v)?.to_owned())),
             }
         }
         Ok(split)
@@ -99,8 +117,8 @@ pub(crate) struct AttrMapsBuilder {
     float: MapBuilder<StringBuilder, Float64Builder>,
     bool: MapBuilder<StringBuilder, BooleanBuilder>,
     other: MapBuilder<StringBuilder, StringBuilder>,
-    /// Scratch for rendering `other` values as JSON, reused across rows.
-    json: Vec<u8>,
+    /// Renders `other` values, reused across rows.
+    json: OtherJson,
 }
 
 impl AttrMapsBuilder {
@@ -116,7 +134,7 @@ impl AttrMapsBuilder {
             float: MapBuilder::with_capacity(None, StringBuilder::new(), Float64Builder::new(), rows),
             bool: MapBuilder::with_capacity(None, StringBuilder::new(), BooleanBuilder::new(), rows),
             other: MapBuilder::with_capacity(None, StringBuilder::new(), StringBuilder::new(), rows),
-            json: Vec::new(),
+            json: OtherJson::default(),
         }
     }
 
@@ -147,9 +165,7 @@ impl AttrMapsBuilder {
                     self.bool.values().append_value(b);
                 }
                 TypedValue::Other(v) => {
-                    self.json.clear();
-                    serde_json::to_writer(&mut self.json, &v)?;
-                    let json = std::str::from_utf8(&self.json).map_err(|e| Error::internal(format!("attribute JSON: {e}")))?;
+                    let json = self.json.render(v)?;
                     self.other.keys().append_value(key);
                     self.other.values().append_value(json);
                 }
@@ -266,4 +282,60 @@ pub(crate) fn downcast<T: Array + 'static>(array: &ArrayRef) -> Result<&T> {
         .as_any()
         .downcast_ref::<T>()
         .ok_or_else(|| Error::internal(format!("unexpected array type {}", array.data_type())))
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    use super::*;
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    }
+
+    /// One attribute of each kind rendered into the `other` map.
+    fn others() -> Vec<KeyValue> {
+        let array = ArrayValue {
+            values: vec![AnyValue { value: Some(Value::StringValue("a".into())) }, AnyValue { value: Some(Value::IntValue(7)) }],
+        };
+        let kvlist = KeyValueList { values: vec![kv("k", Value::BoolValue(true))] };
+        vec![
+            kv("array", Value::ArrayValue(array)),
+            kv("kvlist", Value::KvlistValue(kvlist)),
+            kv("bytes", Value::BytesValue(vec![0, 1, 255])),
+            KeyValue { key: "empty".into(), value: Some(AnyValue { value: None }), ..Default::default() },
+            KeyValue { key: "none".into(), value: None, ..Default::default() },
+        ]
+    }
+
+    /// The `other` map's values of row 0.
+    fn other_values(maps: &[ArrayRef]) -> Vec<String> {
+        let other = maps[4].as_any().downcast_ref::<MapArray>().unwrap();
+        let values = downcast::<StringArray>(other.values()).unwrap();
+        values.iter().map(|v| v.unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn other_values_render_as_otlp_json() {
+        let mut json = OtherJson::default();
+        let rendered: Vec<String> = others().iter().map(|kv| json.render(kv.value.as_ref()).unwrap().to_owned()).collect();
+        assert_eq!(rendered, [
+            r#"{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"7"}]}}"#,
+            r#"{"kvlistValue":{"values":[{"key":"k","value":{"boolValue":true}}]}}"#,
+            r#"{"bytesValue":"AAH/"}"#,
+            r#"{}"#,
+            "null",
+        ]);
+    }
+
+    #[test]
+    fn span_and_resource_attributes_render_other_values_alike() {
+        let attrs = others();
+        let mut per_span = AttrMapsBuilder::with_size(AttrsSize::default());
+        per_span.append(&attrs, |_| false).unwrap();
+        let mut split = AttrMapsBuilder::with_size(AttrsSize::default());
+        split.append_split(&SplitAttrs::new(&attrs, |_| false).unwrap(), 1).unwrap();
+        assert_eq!(other_values(&per_span.finish()), other_values(&split.finish()));
+    }
 }
