@@ -50,7 +50,9 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml_ng::from_str(text).map_err(|e| Error::Config(e.to_string()))
+        let config: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        config.compactor.compaction.validate().map_err(|e| Error::Config(e.to_string()))?;
+        Ok(config)
     }
 }
 
@@ -72,5 +74,11 @@ mod tests {
         assert_eq!(config.compactor.compaction.compaction_window, std::time::Duration::from_secs(3600), "default");
         assert!(Config::parse("server:\n  no_such_key: 1\n").is_err());
         assert_eq!(Config::parse("").unwrap().server.http_listen_port, 3200);
+    }
+
+    #[test]
+    fn invalid_compaction_values_are_refused_at_load_naming_the_key() {
+        let error = Config::parse("compactor:\n  compaction:\n    compaction_cycle: 0s\n").unwrap_err().to_string();
+        assert!(error.contains("compactor.compaction.compaction_cycle must be greater than 0"), "{error}");
     }
 }

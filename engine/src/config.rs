@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
+
 /// `storage:` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -192,6 +194,32 @@ pub struct CompactionConfig {
     pub compaction_cycle: Duration,
 }
 
+impl CompactionConfig {
+    /// Refuses values that make no sense, naming the key. Like Tempo, a zero
+    /// `compaction_window` is an error; so is a zero `compaction_cycle` (Tempo
+    /// panics on one) or `block_retention` (it would delete every block as
+    /// soon as it is written), and limits under which nothing is ever merged.
+    /// `compacted_block_retention` may be zero: compacted blocks go at once.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("block_retention", self.block_retention.is_zero()),
+            ("compaction_window", self.compaction_window.is_zero()),
+            ("compaction_cycle", self.compaction_cycle.is_zero()),
+            ("max_block_bytes", self.max_block_bytes == 0),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return Err(Error::invalid(format!("compactor.compaction.{key} must be greater than 0")));
+        }
+        if self.min_input_blocks < 2 {
+            return Err(Error::invalid(format!(
+                "compactor.compaction.min_input_blocks must be at least 2 (a merge needs two blocks), not {}",
+                self.min_input_blocks
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for CompactionConfig {
     fn default() -> Self {
         Self {
@@ -202,6 +230,29 @@ impl Default for CompactionConfig {
             min_input_blocks: 2,
             max_input_blocks: 32,
             compaction_cycle: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_config_refuses_values_under_which_it_cannot_work() {
+        assert!(CompactionConfig::default().validate().is_ok());
+        let zero_retention = CompactionConfig { compacted_block_retention: Duration::ZERO, ..Default::default() };
+        assert!(zero_retention.validate().is_ok(), "compacted blocks may be deleted at once");
+        let cases = [
+            ("block_retention", CompactionConfig { block_retention: Duration::ZERO, ..Default::default() }),
+            ("compaction_window", CompactionConfig { compaction_window: Duration::ZERO, ..Default::default() }),
+            ("compaction_cycle", CompactionConfig { compaction_cycle: Duration::ZERO, ..Default::default() }),
+            ("max_block_bytes", CompactionConfig { max_block_bytes: 0, ..Default::default() }),
+            ("min_input_blocks", CompactionConfig { min_input_blocks: 1, ..Default::default() }),
+        ];
+        for (key, config) in cases {
+            let error = config.validate().expect_err(key).to_string();
+            assert!(error.contains(&format!("compactor.compaction.{key} must be")), "{key}: {error}");
         }
     }
 }
