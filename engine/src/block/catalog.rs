@@ -35,10 +35,13 @@ impl BlockCatalog {
     /// Loads the catalog. One LIST at start finds every `meta.json` (a block
     /// exists once its meta does), which also repairs an index that missed a
     /// block because the process died between writing the meta and the index.
-    /// A block is live unless it has a `meta.compacted.json` or another
-    /// block names it in `compacted_from`; the latter (the process died
-    /// between writing a compacted block and marking its inputs) is marked
-    /// now. Nothing is written when `read_only`.
+    /// A block is live unless it has a `meta.compacted.json` (readable or
+    /// not) or another block names it in `compacted_from`. A block dead
+    /// without a readable marker (the process died between writing a
+    /// compacted block and marking its inputs, or the marker is corrupt) is
+    /// marked now, as compacted at this load: its objects are deleted
+    /// `compacted_block_retention` from now at the earliest. Nothing is
+    /// written when `read_only`.
     pub async fn load(store: Arc<dyn ObjectStore>, layout: Layout, read_only: bool) -> Result<Self> {
         let objects: Vec<_> = store.list(layout.root().as_ref()).try_collect().await?;
         let named = |name: &'static str| objects.iter().filter(move |o| o.location.filename() == Some(name)).map(|o| o.location.clone());
@@ -47,12 +50,20 @@ impl BlockCatalog {
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        let marked: Vec<Option<CompactedMeta>> = futures::stream::iter(named("meta.compacted.json"))
-            .map(|path| load_compacted(&store, path))
+        let markers: Vec<Option<Marker>> = futures::stream::iter(named("meta.compacted.json"))
+            .map(|path| load_compacted(&store, &layout, path))
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        let mut compacted: Vec<CompactedMeta> = marked.into_iter().flatten().collect();
+        let (mut compacted, mut unreadable) = (Vec::new(), HashSet::new());
+        for marker in markers.into_iter().flatten() {
+            match marker {
+                Marker::Read(c) => compacted.push(c),
+                Marker::Unreadable(block_id) => {
+                    unreadable.insert(block_id);
+                }
+            }
+        }
         let metas: Vec<LiveBlock> = metas.into_iter().flatten().collect();
         let dead: HashSet<Uuid> = compacted
             .iter()
@@ -60,6 +71,7 @@ impl BlockCatalog {
             .chain(metas.iter().map(|b| &b.meta))
             .flat_map(|meta| meta.compacted_from.iter().copied())
             .chain(compacted.iter().map(|c| c.meta.block_id))
+            .chain(unreadable)
             .collect();
         let was_marked: HashSet<Uuid> = compacted.iter().map(|c| c.meta.block_id).collect();
         let mut found: HashMap<String, Vec<Arc<LiveBlock>>> = HashMap::new();
@@ -67,7 +79,7 @@ impl BlockCatalog {
             if !dead.contains(&block.meta.block_id) {
                 found.entry(block.meta.tenant.clone()).or_default().push(Arc::new(block));
             } else if !was_marked.contains(&block.meta.block_id) {
-                tracing::info!(block = %block.meta.block_id, "block was compacted into another but not marked; marking it");
+                tracing::info!(block = %block.meta.block_id, "block is compacted but has no readable marker; marking it");
                 compacted.push(CompactedMeta { meta: block.meta, compacted_unix_seconds: unix_seconds() });
                 if !read_only {
                     mark_compacted(&store, &layout, compacted.last().expect("just pushed")).await?;
@@ -173,14 +185,27 @@ pub async fn mark_compacted(store: &Arc<dyn ObjectStore>, layout: &Layout, compa
     }
 }
 
-/// Reads a `meta.compacted.json`; `None` (with a warning) when unreadable.
-async fn load_compacted(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Option<CompactedMeta>> {
+/// A `meta.compacted.json` found at load.
+enum Marker {
+    Read(CompactedMeta),
+    /// Present but not parseable: the block it marks is still not live (its
+    /// spans are in the block it was merged into, or expired).
+    Unreadable(Uuid),
+}
+
+/// Reads a `meta.compacted.json`; `None` when it is gone since the LIST or
+/// is not under a block's prefix.
+async fn load_compacted(store: &Arc<dyn ObjectStore>, layout: &Layout, path: Path) -> Result<Option<Marker>> {
     let Some(bytes) = optional_object(store, &path).await? else { return Ok(None) };
     match serde_json::from_slice::<CompactedMeta>(&bytes) {
-        Ok(compacted) => Ok(Some(compacted)),
+        Ok(compacted) => Ok(Some(Marker::Read(compacted))),
         Err(e) => {
-            tracing::warn!(%path, error = %e, "skipping unreadable compacted block meta");
-            Ok(None)
+            let Some((_, block_id)) = layout.block_of(&path) else {
+                tracing::warn!(%path, error = %e, "skipping unreadable compacted block meta outside any block");
+                return Ok(None);
+            };
+            tracing::warn!(%path, error = %e, "unreadable compacted block meta; the block stays out of the live set");
+            Ok(Some(Marker::Unreadable(block_id)))
         }
     }
 }

@@ -212,6 +212,36 @@ async fn inputs_of_a_written_block_are_not_live_after_a_crash_before_marking_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_compacted_marker_is_unreadable_stays_out_of_the_live_set() {
+    let f = Fixture::new().await;
+    let block = f.block(spans(3)).await;
+    let id = block.meta.block_id;
+    // The marker was cut short after meta.json was deleted, or meta.json is still there.
+    let corrupt = PutPayload::from_static(b"{\"block_id\": ");
+    f.store.put(&f.layout.compacted_meta(TENANT, id), corrupt).await.unwrap();
+
+    let read_only = BlockCatalog::load(f.store.clone(), f.layout.clone(), true).await.unwrap();
+    assert!(read_only.blocks(TENANT).is_empty(), "its spans are served by the block it was merged into");
+    assert!(f.exists(&f.layout.meta(TENANT, id)).await, "a read-only load writes nothing");
+
+    let before = unix_seconds();
+    let reloaded = BlockCatalog::load(f.store.clone(), f.layout.clone(), false).await.unwrap();
+    assert!(reloaded.blocks(TENANT).is_empty());
+    let compacted = reloaded.compacted(TENANT);
+    assert_eq!(compacted.iter().map(|c| c.meta.block_id).collect::<Vec<_>>(), vec![id]);
+    assert!(compacted[0].compacted_unix_seconds >= before, "deleted a full grace after this load");
+    assert!(!f.exists(&f.layout.meta(TENANT, id)).await);
+    let marker = f.store.get(&f.layout.compacted_meta(TENANT, id)).await.unwrap().bytes().await.unwrap();
+    assert_eq!(serde_json::from_slice::<CompactedMeta>(&marker).unwrap(), compacted[0], "the marker is rewritten");
+
+    // Without meta.json, an unreadable marker still keeps the block dead (and is left alone).
+    f.store.put(&f.layout.compacted_meta(TENANT, id), PutPayload::from_static(b"not json")).await.unwrap();
+    let reloaded = BlockCatalog::load(f.store.clone(), f.layout.clone(), false).await.unwrap();
+    assert!(reloaded.blocks(TENANT).is_empty() && reloaded.compacted(TENANT).is_empty());
+    assert!(f.exists(&f.layout.data(TENANT, id)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_past_retention_leave_queries_at_once_and_storage_after_the_grace() {
     let f = Fixture::new().await;
     let old = f.block(spans(3)).await;

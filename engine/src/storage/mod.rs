@@ -95,6 +95,21 @@ impl Layout {
         ]
     }
 
+    /// The tenant and block of an object under `<tenant>/blocks/<id>/`;
+    /// `None` for any other path.
+    pub fn block_of(&self, path: &Path) -> Option<(String, Uuid)> {
+        let parts: Vec<_> = match self.root() {
+            Some(root) => path.prefix_match(&root)?.collect(),
+            None => path.parts().collect(),
+        };
+        match parts.as_slice() {
+            [tenant, blocks, block, _file] if blocks.as_ref() == "blocks" => {
+                Some((tenant.as_ref().to_owned(), block.as_ref().parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+
     /// `<tenant>/index.json`
     pub fn index(&self, tenant: &str) -> Path {
         self.join(format!("{tenant}/index.json"))
@@ -103,5 +118,22 @@ impl Layout {
     /// The root under which tenants live.
     pub fn root(&self) -> Option<Path> {
         (!self.root.is_empty()).then(|| Path::from(self.root.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_of_reads_tenant_and_block_from_a_block_object_path() {
+        let id = Uuid::from_u128(7);
+        for layout in [Layout::new(""), Layout::new("/traces/")] {
+            assert_eq!(layout.block_of(&layout.data("t1", id)), Some(("t1".to_owned(), id)));
+            assert_eq!(layout.block_of(&layout.compacted_meta("t1", id)), Some(("t1".to_owned(), id)));
+            assert_eq!(layout.block_of(&layout.index("t1")), None);
+        }
+        assert_eq!(Layout::new("traces").block_of(&Layout::new("other").data("t1", id)), None, "outside the root");
+        assert_eq!(Layout::new("").block_of(&Path::from("t1/blocks/not-a-uuid/data.parquet")), None);
     }
 }
