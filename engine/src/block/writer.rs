@@ -226,6 +226,53 @@ fn stored_uncompressed(path: &ColumnPath) -> bool {
     }
 }
 
+/// Is a leaf column written with LZ4 (raw) rather than zstd? Those of few
+/// distinct values, whose pages are short runs of dictionary indices
+/// (status, flags, low-cardinality dedicated attributes, schema URLs, the
+/// trace root's name and service), the trace-level times (one value per
+/// trace, repeated on its spans) and the small event and link fields that
+/// lookups read. zstd saves little on them (on `small`, 0.7 bytes/span for
+/// all of them together), while every zstd column chunk read costs arrow-rs
+/// a new compressor and decompressor context, and LZ4 decompresses several
+/// times faster. Columns where zstd earns more (ids, span times, names, URLs,
+/// the attribute maps, nested sets) keep it.
+fn stored_lz4(path: &ColumnPath) -> bool {
+    let parts = path.parts();
+    match parts[0].as_str() {
+        col::FLAGS
+        | col::STATUS_CODE
+        | col::STATUS_MESSAGE
+        | col::SERVICE_NAME
+        | col::RESOURCE_SCHEMA_URL
+        | col::SCOPE_SCHEMA_URL
+        | col::TRACE_ROOT_SERVICE
+        | col::TRACE_ROOT_NAME
+        | col::TRACE_START_UNIX_NANO
+        | col::TRACE_DURATION_NANO
+        | "service_namespace"
+        | "deployment_environment"
+        | "k8s_cluster_name"
+        | "http_method"
+        | "http_request_method"
+        | "http_route"
+        | "http_status_code"
+        | "http_response_status_code"
+        | "db_system"
+        | "span_attrs_float" => true,
+        "resource_attrs_int" => parts.last().is_some_and(|leaf| leaf == "keys"),
+        col::EVENTS => {
+            // events.list.item.<field>[.entries.<keys|values>]
+            let field = parts.get(3).map(String::as_str).unwrap_or_default();
+            [col::TIME_UNIX_NANO, col::NAME, "attrs_str"].contains(&field)
+        }
+        col::LINKS => {
+            let field = parts.get(3).map(String::as_str).unwrap_or_default();
+            field == col::TRACE_ID || (field == "attrs_str" && parts.last().is_some_and(|leaf| leaf == "keys"))
+        }
+        _ => false,
+    }
+}
+
 /// Parquet writer settings for blocks.
 fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterProperties> {
     let rows_per_group = config.row_group_size.max(1) as u64;
@@ -240,8 +287,12 @@ fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterPro
         builder = builder.set_column_compression(leaf, Compression::ZSTD(string_map_level));
     }
     let descriptor = parquet::arrow::ArrowSchemaConverter::new().convert(&span_schema())?;
-    for leaf in descriptor.columns().iter().map(|c| c.path()).filter(|path| stored_uncompressed(path)) {
-        builder = builder.set_column_compression(leaf.clone(), Compression::UNCOMPRESSED);
+    for leaf in descriptor.columns().iter().map(|c| c.path()) {
+        if stored_uncompressed(leaf) {
+            builder = builder.set_column_compression(leaf.clone(), Compression::UNCOMPRESSED);
+        } else if stored_lz4(leaf) {
+            builder = builder.set_column_compression(leaf.clone(), Compression::LZ4_RAW);
+        }
     }
     for leaf in nested_leaves()? {
         builder = builder.set_column_statistics_enabled(leaf, EnabledStatistics::Chunk);
@@ -515,14 +566,27 @@ mod tests {
         ] {
             assert_eq!(default.compression(&uncompressed), Compression::UNCOMPRESSED, "{uncompressed}");
         }
-        for compressed in [
+        for zstd in [
             path(&[col::TRACE_ID]),
             path(&[col::PARENT_SPAN_ID]),
+            path(&[col::START_UNIX_NANO]),
+            path(&["span_attrs_int", "entries", "values"]),
+            path(&["resource_attrs_int", "entries", "values"]),
+            path(&[col::LINKS, "list", "item", "attrs_str", "entries", "values"]),
+        ] {
+            assert!(matches!(default.compression(&zstd), Compression::ZSTD(_)), "{zstd}");
+        }
+        for lz4 in [
+            path(&[col::STATUS_CODE]),
+            path(&[col::TRACE_START_UNIX_NANO]),
+            path(&["http_route"]),
             path(&["span_attrs_float", "entries", "values"]),
+            path(&["resource_attrs_int", "entries", "keys"]),
             path(&[col::EVENTS, "list", "item", "attrs_str", "entries", "values"]),
             path(&[col::EVENTS, "list", "item", col::TIME_UNIX_NANO]),
+            path(&[col::LINKS, "list", "item", col::TRACE_ID]),
         ] {
-            assert!(matches!(default.compression(&compressed), Compression::ZSTD(_)), "{compressed}");
+            assert_eq!(default.compression(&lz4), Compression::LZ4_RAW, "{lz4}");
         }
     }
 
