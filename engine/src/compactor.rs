@@ -5,7 +5,8 @@
 //! plan: live blocks ─► groups (same time window; same level while recent) of 2..=32 blocks
 //! merge: k sorted inputs ─► complete traces ─► prepare (sort, dedupe, nested sets) ─► one new block
 //! publish: meta.json of the new block (names its inputs) ─► catalog swap ─► inputs' meta.compacted.json
-//! delete: compacted/expired blocks' objects, compacted_block_retention later
+//! delete: compacted/expired blocks' objects, compacted_block_retention later;
+//!         orphaned blocks' objects (no meta), orphaned_block_retention after their last write
 //! ```
 //!
 //! A trace whose spans were flushed into several blocks becomes one trace
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
-use futures::StreamExt;
-use object_store::ObjectStore;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use serde::Serialize;
@@ -62,6 +64,10 @@ const MAX_READ_BATCH_ROWS: usize = 8192;
 /// (held twice meanwhile: as read, and sorted).
 const WRITE_CHUNK_ROWS: usize = 16_384;
 
+/// How often the store is listed for orphaned block objects: the LIST
+/// covers every object, so not every cycle.
+const ORPHAN_SCAN_INTERVAL: Duration = Duration::from_secs(300);
+
 /// What a compaction run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CompactionReport {
@@ -76,6 +82,8 @@ pub struct CompactionReport {
     /// Merges that failed (retried next cycle; a block in
     /// [`MAX_FAILURES`] failed merges is left out of planning).
     pub failures: usize,
+    /// Blocks without meta (a flush or merge cut short) whose objects were deleted.
+    pub orphans_deleted: usize,
 }
 
 impl CompactionReport {
@@ -85,6 +93,7 @@ impl CompactionReport {
         self.blocks_expired += other.blocks_expired;
         self.blocks_deleted += other.blocks_deleted;
         self.failures += other.failures;
+        self.orphans_deleted += other.orphans_deleted;
     }
 }
 
@@ -105,6 +114,8 @@ pub struct Compactor {
     running: Arc<tokio::sync::Mutex<()>>,
     /// Failed merges per block.
     failures: parking_lot::Mutex<HashMap<Uuid, u32>>,
+    /// When the store was last listed for orphaned blocks.
+    last_orphan_scan: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Compactor {
@@ -128,6 +139,7 @@ impl Compactor {
             wal_dir,
             running: Arc::new(tokio::sync::Mutex::new(())),
             failures: parking_lot::Mutex::new(HashMap::new()),
+            last_orphan_scan: parking_lot::Mutex::new(None),
         }
     }
 
@@ -179,6 +191,7 @@ impl Compactor {
             }
             report.blocks_deleted += self.delete_compacted(&tenant).await;
         }
+        report.orphans_deleted = self.delete_orphans().await;
         Ok(report)
     }
 
@@ -326,6 +339,76 @@ impl Compactor {
         }
         deleted
     }
+
+    /// Deletes the objects of blocks that have neither `meta.json` nor
+    /// `meta.compacted.json` and none of whose objects was written in the
+    /// last `orphaned_block_retention`: a flush or merge cut short before
+    /// its meta. Blocks the catalog knows are kept whatever the store says.
+    /// Lists the whole store, so at most every [`ORPHAN_SCAN_INTERVAL`];
+    /// failures are logged and retried at the next scan.
+    async fn delete_orphans(&self) -> usize {
+        {
+            let mut last = self.last_orphan_scan.lock();
+            if last.is_some_and(|at| at.elapsed() < ORPHAN_SCAN_INTERVAL) {
+                return 0;
+            }
+            *last = Some(Instant::now());
+        }
+        let objects: Vec<ObjectMeta> = match self.store.list(self.layout.root().as_ref()).try_collect().await {
+            Ok(objects) => objects,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the store for orphaned blocks");
+                return 0;
+            }
+        };
+        let written_before = unix_seconds().saturating_sub(self.config.orphaned_block_retention.as_secs());
+        let mut deleted = 0;
+        for ((tenant, block), paths) in orphaned_blocks(&self.layout, &objects, written_before as i64) {
+            if self.catalog.contains(&tenant, block) {
+                continue;
+            }
+            let mut complete = true;
+            for path in &paths {
+                match self.store.delete(path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(%path, error = %e, "could not delete an orphaned block object");
+                        complete = false;
+                    }
+                }
+            }
+            if complete {
+                tracing::info!(%tenant, %block, objects = paths.len(), "deleted an orphaned block (no meta.json or meta.compacted.json)");
+                self.metrics.orphaned_blocks_deleted.inc();
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+}
+
+/// The objects of each block (by tenant and id) in `objects` that has
+/// neither `meta.json` nor `meta.compacted.json` and whose objects were all
+/// last modified at or before `written_before` (unix seconds).
+fn orphaned_blocks(layout: &Layout, objects: &[ObjectMeta], written_before: i64) -> BTreeMap<(String, Uuid), Vec<Path>> {
+    struct Found {
+        has_meta: bool,
+        newest: i64,
+        paths: Vec<Path>,
+    }
+    let mut blocks: BTreeMap<(String, Uuid), Found> = BTreeMap::new();
+    for object in objects {
+        let Some(block) = layout.block_of(&object.location) else { continue };
+        let found = blocks.entry(block).or_insert(Found { has_meta: false, newest: i64::MIN, paths: Vec::new() });
+        found.has_meta |= matches!(object.location.filename(), Some("meta.json" | "meta.compacted.json"));
+        found.newest = found.newest.max(object.last_modified.timestamp());
+        found.paths.push(object.location.clone());
+    }
+    blocks
+        .into_iter()
+        .filter(|(_, found)| !found.has_meta && found.newest <= written_before)
+        .map(|(block, found)| (block, found.paths))
+        .collect()
 }
 
 /// Groups of live blocks (of this schema version) to merge, lower

@@ -192,13 +192,20 @@ pub struct CompactionConfig {
     /// How often to look for blocks to compact and expire.
     #[serde(with = "humantime_serde")]
     pub compaction_cycle: Duration,
+    /// Objects of a block with neither `meta.json` nor `meta.compacted.json`
+    /// (a flush or merge cut short) are deleted once none was written for
+    /// this long. Longer than any upload, so a block being written is never
+    /// taken for one.
+    #[serde(with = "humantime_serde")]
+    pub orphaned_block_retention: Duration,
 }
 
 impl CompactionConfig {
     /// Refuses values that make no sense, naming the key. Like Tempo, a zero
     /// `compaction_window` is an error; so is a zero `compaction_cycle` (Tempo
     /// panics on one) or `block_retention` (it would delete every block as
-    /// soon as it is written), and limits under which nothing is ever merged.
+    /// soon as it is written) or `orphaned_block_retention` (it would delete
+    /// blocks being written), and limits under which nothing is ever merged.
     /// `compacted_block_retention` may be zero: compacted blocks go at once.
     pub fn validate(&self) -> Result<()> {
         let positive = [
@@ -206,6 +213,7 @@ impl CompactionConfig {
             ("compaction_window", self.compaction_window.is_zero()),
             ("compaction_cycle", self.compaction_cycle.is_zero()),
             ("max_block_bytes", self.max_block_bytes == 0),
+            ("orphaned_block_retention", self.orphaned_block_retention.is_zero()),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(Error::invalid(format!("compactor.compaction.{key} must be greater than 0")));
@@ -230,6 +238,7 @@ impl Default for CompactionConfig {
             min_input_blocks: 2,
             max_input_blocks: 32,
             compaction_cycle: Duration::from_secs(30),
+            orphaned_block_retention: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -249,6 +258,7 @@ mod tests {
             ("compaction_cycle", CompactionConfig { compaction_cycle: Duration::ZERO, ..Default::default() }),
             ("max_block_bytes", CompactionConfig { max_block_bytes: 0, ..Default::default() }),
             ("min_input_blocks", CompactionConfig { min_input_blocks: 1, ..Default::default() }),
+            ("orphaned_block_retention", CompactionConfig { orphaned_block_retention: Duration::ZERO, ..Default::default() }),
         ];
         for (key, config) in cases {
             let error = config.validate().expect_err(key).to_string();

@@ -24,6 +24,9 @@ pub struct EngineMetrics {
     pub retention_marked: Counter,
     /// Compacted or expired blocks whose objects were deleted.
     pub retention_deleted: Counter,
+    /// Blocks with neither meta.json nor meta.compacted.json (a flush or
+    /// merge cut short) whose objects were deleted.
+    pub orphaned_blocks_deleted: Counter,
 }
 
 impl Default for EngineMetrics {
@@ -41,6 +44,7 @@ impl Default for EngineMetrics {
             compaction_duration: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             retention_marked: Counter::default(),
             retention_deleted: Counter::default(),
+            orphaned_blocks_deleted: Counter::default(),
         }
     }
 }
@@ -77,6 +81,11 @@ impl EngineMetrics {
             m.retention_marked.clone(),
         );
         registry.register("tempodb_retention_deleted", "Compacted or expired blocks deleted from storage", m.retention_deleted.clone());
+        registry.register(
+            "spanlake_orphaned_blocks_deleted",
+            "Blocks without meta.json or meta.compacted.json (a flush or merge cut short) deleted from storage",
+            m.orphaned_blocks_deleted.clone(),
+        );
         m
     }
 }

@@ -152,6 +152,12 @@ impl BlockCatalog {
         self.compacted.read().get(tenant).cloned().unwrap_or_default()
     }
 
+    /// Is `block_id` a live or compacted block of `tenant`?
+    pub fn contains(&self, tenant: &str, block_id: Uuid) -> bool {
+        self.blocks(tenant).iter().any(|b| b.meta.block_id == block_id)
+            || self.compacted.read().get(tenant).is_some_and(|c| c.iter().any(|c| c.meta.block_id == block_id))
+    }
+
     /// Forgets a compacted block whose objects are deleted.
     pub fn forget_compacted(&self, tenant: &str, block_id: Uuid) {
         if let Some(blocks) = self.compacted.write().get_mut(tenant) {

@@ -1,10 +1,11 @@
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use arrow::array::{Array, FixedSizeBinaryArray, Int32Array};
 use arrow::compute::concat_batches;
 use object_store::memory::InMemory;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -260,6 +261,64 @@ async fn blocks_past_retention_leave_queries_at_once_and_storage_after_the_grace
     let live: Vec<Uuid> = catalog.blocks(TENANT).iter().map(|b| b.meta.block_id).collect();
     assert_eq!(live, vec![fresh_meta.block_id]);
     assert!(f.exists(&f.layout.data(TENANT, meta.block_id)).await, "kept for the grace period");
+}
+
+/// An object listed at `path`, last modified at `unix_seconds`.
+fn listed(path: &Path, unix_seconds: u64) -> ObjectMeta {
+    ObjectMeta {
+        location: path.clone(),
+        last_modified: (std::time::UNIX_EPOCH + Duration::from_secs(unix_seconds)).into(),
+        size: 1,
+        e_tag: None,
+        version: None,
+    }
+}
+
+#[test]
+fn orphaned_blocks_have_no_meta_and_no_object_written_within_the_grace() {
+    let layout = Layout::new("root");
+    let [orphan, recent, live, compacted] = [1, 2, 3, 4].map(Uuid::from_u128);
+    let objects = [
+        listed(&layout.data(TENANT, orphan), 100),
+        listed(&layout.bloom(TENANT, orphan), 110),
+        // Data written long ago, but the bloom filter just now: still being written.
+        listed(&layout.data(TENANT, recent), 100),
+        listed(&layout.bloom(TENANT, recent), 300),
+        listed(&layout.data(TENANT, live), 100),
+        listed(&layout.meta(TENANT, live), 100),
+        listed(&layout.data(TENANT, compacted), 100),
+        listed(&layout.compacted_meta(TENANT, compacted), 100),
+        listed(&layout.index(TENANT), 100),
+    ];
+    let orphans = orphaned_blocks(&layout, &objects, 200);
+    let expected = [((TENANT.to_owned(), orphan), vec![layout.data(TENANT, orphan), layout.bloom(TENANT, orphan)])];
+    assert_eq!(orphans, BTreeMap::from(expected));
+    assert!(orphaned_blocks(&layout, &objects, 109).is_empty(), "the newest object counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_deletes_orphaned_blocks_but_not_those_the_catalog_knows() {
+    let f = Fixture::new().await;
+    let live = f.block(spans(3)).await;
+    let orphan = Uuid::new_v4();
+    for path in [f.layout.data(TENANT, orphan), f.layout.tags(TENANT, orphan)] {
+        f.store.put(&path, PutPayload::from_static(b"cut short")).await.unwrap();
+    }
+    // A live block whose meta.json went missing keeps its data: queries read it.
+    f.store.delete(&f.layout.meta(TENANT, live.meta.block_id)).await.unwrap();
+    let compactor = f.compactor(CompactionConfig { orphaned_block_retention: Duration::ZERO, ..eager() });
+
+    let report = compactor.run_cycle().await.unwrap();
+    assert_eq!(report.orphans_deleted, 1);
+    assert_eq!(compactor.metrics.orphaned_blocks_deleted.get(), 1);
+    for path in f.layout.block_objects(TENANT, orphan) {
+        assert!(!f.exists(&path).await, "{path} deleted");
+    }
+    assert!(f.exists(&f.layout.data(TENANT, live.meta.block_id)).await);
+
+    // The next scan waits for ORPHAN_SCAN_INTERVAL: no LIST every cycle.
+    f.store.put(&f.layout.data(TENANT, orphan), PutPayload::from_static(b"cut short")).await.unwrap();
+    assert_eq!(compactor.run_cycle().await.unwrap().orphans_deleted, 0);
 }
 
 fn live_block(id: u128, level: u32, end_secs: i64, size_bytes: u64) -> Arc<LiveBlock> {
