@@ -3,12 +3,16 @@
 //! most recent matching traces with up to `spans_per_spanset` spans per
 //! spanset (Tempo's `/api/search` semantics).
 //!
-//! One streaming pass collects the matched traces when there are at most
-//! `limit` of them (the common case; see `one_pass_suits` for the plans it
-//! is tried on). Otherwise two passes over the same plan: the first picks
-//! the `limit` most recent matching traces (an aggregate + top-k, so memory
-//! does not grow with the number of matches), the second fetches the
-//! matched spans of those traces.
+//! One streaming pass collects the matched traces with every result column
+//! (see [`Passes`] for when): either keeping the `limit` most recent ones
+//! (traces that fall behind the `limit`-th are dropped as the pass goes, so
+//! memory does not grow with the number of matches), or giving up as soon
+//! as more than `limit` traces match. Then, or should a dropped trace turn
+//! out more recent later (its spans spread over blocks that disagree on its
+//! start), two passes over the same plan take over: the first picks the
+//! `limit` most recent matching traces (an aggregate + top-k over the
+//! columns the query needs), the second fetches the matched spans of those
+//! traces.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -150,49 +154,70 @@ fn time_filter(request: &SearchRequest) -> Option<Expr> {
 pub async fn search(ctx: &SessionContext, query: &Query, request: &SearchRequest) -> Result<SearchResult, SearchError> {
     let spans = ctx.table_provider("spans").await?;
     let plan = plan_search(query, spans, request)?;
-    // Most searches match no more traces than `limit`: one streaming pass
-    // collects them all and gives up as soon as more traces turn up.
-    if one_pass_suits(&plan.plan, request.limit)? {
-        let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
-        if collector.collect(ctx, matched_spans_plan(&plan, None)?, Some(request.limit)).await? {
+    let passes = Passes::for_plan(&plan.plan, request.limit)?;
+    if passes != Passes::Two {
+        let bound = Bound::new(request.limit, passes == Passes::OneWhileFew);
+        let mut collector = TraceCollector::new(&plan, request.spans_per_spanset, Some(bound));
+        if collector.collect(ctx, matched_spans_plan(&plan, None)?).await? {
             return Ok(collector.finish());
         }
     }
-    // More matches than `limit`: pick the most recent traces, then fetch their spans.
+    // Pick the most recent traces, then fetch their spans.
     let trace_ids = most_recent_traces(ctx, &plan.plan, request.limit).await?;
     if trace_ids.is_empty() {
         return Ok(SearchResult::default());
     }
-    let mut collector = TraceCollector::new(&plan, request.spans_per_spanset);
-    collector.collect(ctx, matched_spans_plan(&plan, Some(&trace_ids))?, None).await?;
+    let mut collector = TraceCollector::new(&plan, request.spans_per_spanset, None);
+    collector.collect(ctx, matched_spans_plan(&plan, Some(&trace_ids))?).await?;
     Ok(collector.finish())
 }
 
-/// From this `limit` on, a plan with windows or aggregates is run in one
-/// pass: the second pass of two filters by the chosen trace ids, which is
-/// cheap for a few hundred ids but costs more than a whole wide pass for
-/// thousands (measured on `small`: 11.7k ids, ~600 CPU-ms, one pass ~330).
-const ONE_PASS_MIN_LIMIT_WITH_AGGREGATES: usize = 500;
+/// Below this `limit` a narrow first pass plus a fetch of the chosen
+/// traces by id is cheap; from it on, the fetch by ids costs more than a
+/// whole wide pass (measured on `small`: 11.7k ids, ~600 CPU-ms, one pass ~330).
+const SMALL_LIMIT: usize = 500;
 
-/// Whether one pass that carries every result column through `plan` is
-/// cheaper than a narrow first pass plus a fetch of the chosen traces: yes,
-/// unless the limit is small and the plan has windows or aggregates
-/// (`count()`, `avg()`, events). Those consume all their input before the
-/// first row, so a one-pass attempt that finds more than `limit` traces
-/// would have done a whole wide evaluation in vain. (Filters on attribute
-/// maps, which the Parquet reader cannot evaluate while decoding, still
-/// cost less in one wide pass than in a narrow pass plus a fetch by ids:
-/// 220 against ~450 CPU-ms for `{ span.db.operation = "INSERT" }` on `small`.)
-fn one_pass_suits(plan: &LogicalPlan, limit: usize) -> Result<bool, SearchError> {
-    if limit >= ONE_PASS_MIN_LIMIT_WITH_AGGREGATES {
-        return Ok(true);
+/// How a search runs its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Passes {
+    /// One wide pass keeping the `limit` most recent traces. For large
+    /// limits, and for joins (structural operators) under small ones: a
+    /// join builds its whole left side before its first row, so giving up
+    /// early saves little (on `medium`, `>` with limit 20: 1.5 s against
+    /// 2.2 s for a given-up attempt plus two passes).
+    One,
+    /// One wide pass, given up for two passes as soon as more than `limit`
+    /// traces match: plain filters under small limits. Most match fewer
+    /// traces; those that match many give up after reading a little
+    /// (on `medium`, `{ kind = client }` with limit 20: 0.35 s against
+    /// 0.66 s for a whole wide pass).
+    OneWhileFew,
+    /// A narrow pass picking the traces, then a fetch of their spans:
+    /// windows or aggregates (`count()`, `avg()`, events) under small
+    /// limits. They consume all their input before the first row and would
+    /// carry every result column through it. (Filters on attribute maps,
+    /// which the Parquet reader cannot evaluate while decoding, still cost
+    /// less in one wide pass than in a narrow pass plus a fetch by ids: 220
+    /// against ~450 CPU-ms for `{ span.db.operation = "INSERT" }` on `small`.)
+    Two,
+}
+
+impl Passes {
+    fn for_plan(plan: &LogicalPlan, limit: usize) -> Result<Self, SearchError> {
+        if limit >= SMALL_LIMIT {
+            return Ok(Passes::One);
+        }
+        let mut passes = Passes::OneWhileFew;
+        plan.apply(|node| {
+            match node {
+                LogicalPlan::Window(_) | LogicalPlan::Aggregate(_) => passes = Passes::Two,
+                LogicalPlan::Join(_) => passes = Passes::One,
+                _ => {}
+            }
+            Ok(if passes == Passes::Two { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })?;
+        Ok(passes)
     }
-    let mut blocking = false;
-    plan.apply(|node| {
-        blocking = matches!(node, LogicalPlan::Window(_) | LogicalPlan::Aggregate(_));
-        Ok(if blocking { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-    })?;
-    Ok(!blocking)
 }
 
 /// The first pass of a search: the ids of the `limit` most recent matching
@@ -275,15 +300,53 @@ struct TraceBuilder {
     service_stats: BTreeMap<String, ServiceStats>,
 }
 
+/// Where a trace stands in the results: `rank` (its largest trace start;
+/// none first, then most recent), then trace id.
+fn result_order(a: (Option<i64>, &[u8; 16]), b: (Option<i64>, &[u8; 16])) -> std::cmp::Ordering {
+    match (a.0, b.0) {
+        (None, None) => a.1.cmp(b.1),
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => y.cmp(&x).then(a.1.cmp(b.1)),
+    }
+}
+
+/// Traces passed over before the one-pass search gives up for two passes
+/// (their ids are remembered: about 40 bytes each).
+const MAX_PASSED_OVER: usize = 4_000_000;
+
+/// The `limit` of a one-pass search: which traces it no longer collects.
+struct Bound {
+    limit: usize,
+    /// Give up once `limit` traces are collected and another one matches.
+    give_up_when_full: bool,
+    /// Rank and id of the last trace kept by the latest pruning: a trace
+    /// that comes after it is not collected.
+    last_kept: Option<(Option<i64>, [u8; 16])>,
+    /// Traces pruned or never collected. One of them ranking before
+    /// `last_kept` later makes the pass inexact.
+    passed_over: HashSet<[u8; 16]>,
+    inexact: bool,
+}
+
+impl Bound {
+    fn new(limit: usize, give_up_when_full: bool) -> Self {
+        Bound { limit, give_up_when_full, last_kept: None, passed_over: HashSet::default(), inexact: false }
+    }
+}
+
 /// Folds matched spans into per-trace summaries as they stream in, keeping
 /// only `spss` spans per spanset, so memory grows with the number of
-/// traces, not of matched spans.
+/// traces, not of matched spans. With a limit, only the `limit` most
+/// recent traces are kept (pruned from time to time), so memory does not
+/// grow with the number of matched traces either.
 struct TraceCollector<'a> {
     plan: &'a SearchPlan,
     spss: usize,
     traces: Vec<TraceBuilder>,
     index: HashMap<[u8; 16], usize>,
     inspected_spans: u64,
+    bound: Option<Bound>,
 }
 
 fn str_at(a: &StringArray, i: usize) -> Option<&str> {
@@ -295,21 +358,65 @@ fn opt_str(a: &StringArray, i: usize) -> Option<String> {
 }
 
 impl<'a> TraceCollector<'a> {
-    fn new(plan: &'a SearchPlan, spss: usize) -> Self {
-        Self { plan, spss, traces: Vec::new(), index: HashMap::new(), inspected_spans: 0 }
+    /// A collector of every trace, or of those `bound` keeps.
+    fn new(plan: &'a SearchPlan, spss: usize, bound: Option<Bound>) -> Self {
+        Self { plan, spss, traces: Vec::new(), index: HashMap::new(), inspected_spans: 0, bound }
     }
 
-    /// Runs `matched` and adds its spans. With `max_traces`, stops and
-    /// returns false as soon as more traces than that have been seen.
-    async fn collect(&mut self, ctx: &SessionContext, matched: LogicalPlan, max_traces: Option<usize>) -> Result<bool, SearchError> {
+    /// Runs `matched` and adds its spans. Returns false, and stops, when a
+    /// trace passed over turns out to rank among the `limit` most recent,
+    /// or when giving up once full.
+    async fn collect(&mut self, ctx: &SessionContext, matched: LogicalPlan) -> Result<bool, SearchError> {
         let mut stream = ctx.execute_logical_plan(matched).await?.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             self.add(&batch?)?;
-            if max_traces.is_some_and(|max| self.traces.len() > max) {
+            if self.bound.as_ref().is_some_and(|b| b.inexact) {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// With a limit, drops the traces behind the `limit` most recent once
+    /// half as many again have been collected (so pruning costs O(1) per
+    /// trace). Returns whether it did: trace indexes change.
+    fn prune(&mut self) -> bool {
+        let Some(bound) = &mut self.bound else { return false };
+        if bound.give_up_when_full {
+            bound.inexact |= self.traces.len() >= bound.limit;
+            return false;
+        }
+        if self.traces.len() < bound.limit + bound.limit / 2 + 64 {
+            return false;
+        }
+        self.traces.sort_unstable_by(|a, b| result_order((a.rank, &a.trace_id), (b.rank, &b.trace_id)));
+        for dropped in self.traces.drain(bound.limit..) {
+            bound.passed_over.insert(dropped.trace_id);
+        }
+        bound.last_kept = self.traces.last().map(|t| (t.rank, t.trace_id));
+        self.index = self.traces.iter().enumerate().map(|(i, t)| (t.trace_id, i)).collect();
+        bound.inexact |= bound.passed_over.len() > MAX_PASSED_OVER;
+        true
+    }
+
+    /// Whether a row of trace `id` (not collected) with trace start `rank`
+    /// is passed over. Marks the pass inexact when the trace was passed
+    /// over before but now ranks among those kept.
+    fn passes_over(&mut self, id: &[u8; 16], rank: Option<i64>) -> bool {
+        let Some(bound) = &mut self.bound else { return false };
+        if bound.inexact {
+            return true;
+        }
+        let Some((last_rank, last_id)) = &bound.last_kept else { return false };
+        if result_order((rank, id), (*last_rank, last_id)).is_gt() {
+            bound.passed_over.insert(*id);
+            return true;
+        }
+        if bound.passed_over.contains(id) {
+            bound.inexact = true;
+            return true;
+        }
+        false
     }
 
     /// Index of the builder of `id`, created on first sight. Rows of a trace
@@ -351,6 +458,16 @@ impl<'a> TraceCollector<'a> {
         for row in 0..batch.num_rows() {
             self.inspected_spans += 1;
             let Ok(id) = <[u8; 16]>::try_from(trace_id.value(row)) else { continue };
+            let rank = (!trace_start.is_null(row)).then(|| trace_start.value(row));
+            let collected = previous.is_some_and(|i: usize| self.traces[i].trace_id == id) || self.index.contains_key(&id);
+            if !collected {
+                if self.prune() {
+                    previous = None;
+                }
+                if self.passes_over(&id, rank) {
+                    continue;
+                }
+            }
             // Client clocks can be anything: never overflow, never go negative.
             let t_start = if trace_start.is_null(row) { start.value(row) } else { trace_start.value(row) }.max(0);
             let t_duration = if trace_duration.is_null(row) { duration.value(row) } else { trace_duration.value(row) };
@@ -358,8 +475,13 @@ impl<'a> TraceCollector<'a> {
             let index = self.trace_index(id, previous, t_start, t_end);
             previous = Some(index);
             let trace = &mut self.traces[index];
-            if !trace_start.is_null(row) {
-                trace.rank = trace.rank.max(Some(trace_start.value(row)));
+            if rank.is_some() {
+                // A trace without a start so far ranks first; one that gets a
+                // start now falls behind, possibly behind traces passed over.
+                if collected && trace.rank.is_none() && self.bound.as_ref().is_some_and(|b| b.last_kept.is_some()) {
+                    self.bound.as_mut().expect("checked").inexact = true;
+                }
+                trace.rank = trace.rank.max(rank);
             }
             trace.start = trace.start.min(t_start);
             trace.end = trace.end.max(t_end);
@@ -427,17 +549,14 @@ impl<'a> TraceCollector<'a> {
         Ok(())
     }
 
-    /// The collected traces, most recent first (by their largest trace start,
-    /// then trace id: the order of [`most_recent_traces_plan`]).
+    /// The collected traces (at most `limit`), most recent first (by their
+    /// largest trace start, then trace id: the order of [`most_recent_traces_plan`]).
     fn finish(self) -> SearchResult {
         let mut traces = self.traces;
-        traces.sort_by(|a, b| match (a.rank, b.rank) {
-            // Nulls first, as the first pass sorts them.
-            (None, None) => a.trace_id.cmp(&b.trace_id),
-            (None, Some(_)) => std::cmp::Ordering::Less,
-            (Some(_), None) => std::cmp::Ordering::Greater,
-            (Some(x), Some(y)) => y.cmp(&x).then(a.trace_id.cmp(&b.trace_id)),
-        });
+        traces.sort_by(|a, b| result_order((a.rank, &a.trace_id), (b.rank, &b.trace_id)));
+        if let Some(bound) = &self.bound {
+            traces.truncate(bound.limit);
+        }
         let plan = self.plan;
         let traces: Vec<TraceSummary> = traces
             .into_iter()
@@ -503,23 +622,125 @@ pub async fn tag_values(
 
 #[cfg(test)]
 mod tests {
+    use datafusion::datasource::MemTable;
     use datafusion::logical_expr::table_scan;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use spanlake_engine::block::prepare_block;
+    use spanlake_engine::convert::resource_spans_to_batch;
     use spanlake_engine::schema::span_schema;
 
     use super::*;
 
+    /// A prepared batch of two-span traces: (trace number, start second) each.
+    fn traces(traces: &[(u32, u64)]) -> RecordBatch {
+        let spans = traces
+            .iter()
+            .flat_map(|&(trace, second)| {
+                let mut trace_id = [0u8; 16];
+                trace_id[12..].copy_from_slice(&trace.to_be_bytes());
+                let start = 1_700_000_000_000_000_000 + second * 1_000_000_000;
+                [(1u8, 0u8), (2, 1)].map(|(span, parent)| Span {
+                    trace_id: trace_id.to_vec(),
+                    span_id: [span; 8].to_vec(),
+                    parent_span_id: if parent == 0 { Vec::new() } else { [parent; 8].to_vec() },
+                    name: format!("op{span}"),
+                    start_time_unix_nano: start + u64::from(span),
+                    end_time_unix_nano: start + 1_000,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
+        prepare_block(&[resource_spans_to_batch(&[rs]).unwrap().0]).unwrap()
+    }
+
+    /// A session whose `spans` are `batches`, read in this order, 50 rows at a time.
+    fn session(batches: &[RecordBatch]) -> SessionContext {
+        let slices = batches.iter().flat_map(|b| (0..b.num_rows()).step_by(50).map(|at| b.slice(at, 50.min(b.num_rows() - at)))).collect();
+        let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_batch_size(50));
+        ctx.register_table("spans", Arc::new(MemTable::try_new(span_schema(), vec![slices]).unwrap())).unwrap();
+        ctx
+    }
+
+    fn request(limit: usize) -> SearchRequest {
+        SearchRequest {
+            limit,
+            spans_per_spanset: 3,
+            start_unix_nano: None,
+            end_unix_nano: None,
+            min_trace_duration: None,
+            max_trace_duration: None,
+        }
+    }
+
+    async fn collector_run(ctx: &SessionContext, plan: &SearchPlan, limit: usize) -> (bool, usize, SearchResult) {
+        let mut collector = TraceCollector::new(plan, 3, Some(Bound::new(limit, false)));
+        let exact = collector.collect(ctx, matched_spans_plan(plan, None).unwrap()).await.unwrap();
+        let passed_over = collector.bound.as_ref().unwrap().passed_over.len();
+        (exact, passed_over, collector.finish())
+    }
+
+    #[tokio::test]
+    async fn a_limited_pass_keeps_the_most_recent_traces_and_passes_over_the_rest() {
+        // 400 traces in trace-id order with shuffled start times.
+        let ctx = session(&[traces(&(1..=400).map(|t| (t, u64::from(t * 7919 % 400))).collect::<Vec<_>>())]);
+        let query = crate::parse("{ }").unwrap();
+        let full = search(&ctx, &query, &request(1000)).await.unwrap();
+        assert_eq!(full.traces.len(), 400);
+        let plan = plan_search(&query, ctx.table_provider("spans").await.unwrap(), &request(7)).unwrap();
+        let (exact, passed_over, limited) = collector_run(&ctx, &plan, 7).await;
+        assert!(exact);
+        assert!(passed_over > 300, "pruned along the way: {passed_over} passed over");
+        assert_eq!(limited.traces[..], full.traces[..7]);
+        assert_eq!(search(&ctx, &query, &request(7)).await.unwrap().traces[..], full.traces[..7]);
+    }
+
+    #[tokio::test]
+    async fn a_trace_passed_over_that_turns_out_recent_makes_the_pass_fall_back_to_two() {
+        // Trace 5 starts early in the first block, late in the second (its
+        // spans there are later ones): the first block passes it over.
+        let first = traces(&(1..=100).map(|t| (t, 100 + u64::from(t))).collect::<Vec<_>>());
+        let second = traces(&[(5, 1_000)]);
+        let ctx = session(&[first, second]);
+        let query = crate::parse("{ }").unwrap();
+        let plan = plan_search(&query, ctx.table_provider("spans").await.unwrap(), &request(2)).unwrap();
+        let (exact, _, _) = collector_run(&ctx, &plan, 2).await;
+        assert!(!exact, "the pass notices that it dropped trace 5's first spans");
+        let answer = search(&ctx, &query, &request(2)).await.unwrap();
+        let full = search(&ctx, &query, &request(1000)).await.unwrap();
+        assert_eq!(answer.traces[..], full.traces[..2]);
+        assert_eq!(answer.traces[0].trace_id[15], 5);
+        assert_eq!(answer.traces[0].spansets[0].matched, 2, "both copies of its two spans count once each");
+    }
+
     #[test]
-    fn one_pass_unless_aggregates_meet_a_small_limit() {
+    fn passes_follow_the_plan_and_the_limit() {
         let scan = || table_scan(Some("spans"), &span_schema(), None).unwrap();
         let on_kind = scan().filter(col(c::KIND).eq(lit(3i8))).unwrap().build().unwrap();
-        assert!(one_pass_suits(&on_kind, 20).unwrap());
+        assert_eq!(Passes::for_plan(&on_kind, 20).unwrap(), Passes::OneWhileFew);
         let on_map = scan().filter(col("span_attrs_str").is_not_null()).unwrap().build().unwrap();
-        assert!(one_pass_suits(&on_map, 20).unwrap());
+        assert_eq!(Passes::for_plan(&on_map, 20).unwrap(), Passes::OneWhileFew);
         // Found below other operators too.
         let aggregate = most_recent_traces_plan(&on_kind, 10).unwrap();
         let above = LogicalPlanBuilder::from(aggregate.clone()).project(vec![col(c::TRACE_ID)]).unwrap().build().unwrap();
-        assert!(!one_pass_suits(&aggregate, 20).unwrap());
-        assert!(!one_pass_suits(&above, 20).unwrap());
-        assert!(one_pass_suits(&aggregate, ONE_PASS_MIN_LIMIT_WITH_AGGREGATES).unwrap());
+        assert_eq!(Passes::for_plan(&aggregate, 20).unwrap(), Passes::Two);
+        assert_eq!(Passes::for_plan(&above, 20).unwrap(), Passes::Two);
+        let join = scan().join_on(scan().alias("r").unwrap().build().unwrap(), datafusion::logical_expr::JoinType::LeftSemi, [lit(true)]).unwrap().build().unwrap();
+        assert_eq!(Passes::for_plan(&join, 20).unwrap(), Passes::One);
+        for plan in [&on_kind, &aggregate, &join] {
+            assert_eq!(Passes::for_plan(plan, SMALL_LIMIT).unwrap(), Passes::One);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_gives_up_when_full_collects_while_few_match() {
+        let ctx = session(&[traces(&(1..=10).map(|t| (t, u64::from(t))).collect::<Vec<_>>())]);
+        let query = crate::parse("{ }").unwrap();
+        let plan = plan_search(&query, ctx.table_provider("spans").await.unwrap(), &request(10)).unwrap();
+        for (limit, exact) in [(10, true), (9, false)] {
+            let mut collector = TraceCollector::new(&plan, 3, Some(Bound::new(limit, true)));
+            assert_eq!(collector.collect(&ctx, matched_spans_plan(&plan, None).unwrap()).await.unwrap(), exact, "limit {limit}");
+        }
+        assert_eq!(search(&ctx, &query, &request(9)).await.unwrap().traces[..], search(&ctx, &query, &request(10)).await.unwrap().traces[..9]);
     }
 }
