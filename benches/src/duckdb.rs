@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::queries::{Answer, BenchQuery, Kind};
+use crate::queries::{Answer, BenchQuery, Kind, SEARCH_LIMIT};
 use crate::report::{Table, ms, quantile};
-use crate::traceql::{QueryRun, SEARCH_LIMIT};
+use crate::traceql::QueryRun;
 
 /// `benches/python`.
 pub fn python_dir() -> PathBuf {
@@ -54,13 +54,25 @@ struct RunnerResult {
     rows: Vec<Vec<Option<String>>>,
 }
 
-/// Runs the SQL of `queries` with DuckDB over `files`; returns its version
-/// and one run per query.
-pub fn run(python: &Path, files: &[PathBuf], queries: &[BenchQuery], runs: usize) -> Result<(String, Vec<QueryRun>)> {
+/// DuckDB's runs of the query set.
+pub struct DuckDbRuns {
+    /// DuckDB's version.
+    pub version: String,
+    /// One run of each query's `sql` (the answer Spanlake gives).
+    pub answers: Vec<QueryRun>,
+    /// One run of each query's `ids_sql`, when it has one.
+    pub ids_only: Vec<Option<QueryRun>>,
+}
+
+/// Runs the SQL of `queries` (`sql`, then `ids_sql`) with DuckDB over `files`.
+pub fn run(python: &Path, files: &[PathBuf], queries: &[BenchQuery], runs: usize) -> Result<DuckDbRuns> {
+    let ids_name = |q: &BenchQuery| format!("{} (ids only)", q.name);
+    let mut specs: Vec<serde_json::Value> = queries.iter().map(|q| serde_json::json!({"name": q.name, "sql": q.sql})).collect();
+    specs.extend(queries.iter().filter_map(|q| q.ids_sql.as_ref().map(|sql| serde_json::json!({"name": ids_name(q), "sql": sql}))));
     let spec = serde_json::json!({
         "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
         "runs": runs,
-        "queries": queries.iter().map(|q| serde_json::json!({"name": q.name, "sql": q.sql})).collect::<Vec<_>>(),
+        "queries": specs,
     });
     let script = python_dir().join("duckdb_runner.py");
     let mut child = Command::new(python)
@@ -76,34 +88,43 @@ pub fn run(python: &Path, files: &[PathBuf], queries: &[BenchQuery], runs: usize
         bail!("{} failed: {}", script.display(), output.status);
     }
     let parsed: RunnerOutput = serde_json::from_slice(&output.stdout).context("parsing the DuckDB runner's output")?;
+    let mut by_name: BTreeMap<String, RunnerResult> = parsed.results.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let mut take = |name: &str| by_name.remove(name).with_context(|| format!("the DuckDB runner did not run {name:?}"));
+    let mut answers = Vec::new();
+    let mut ids_only = Vec::new();
+    for query in queries {
+        answers.push(query_run(query, take(query.name)?));
+        ids_only.push(match query.ids_sql {
+            Some(_) => Some(query_run(query, take(&ids_name(query))?)),
+            None => None,
+        });
+    }
+    Ok(DuckDbRuns { version: parsed.duckdb, answers, ids_only })
+}
+
+/// One query's runner result as a run: its timings and its answer.
+fn query_run(query: &BenchQuery, r: RunnerResult) -> QueryRun {
     let duration = |ms: f64| Duration::from_secs_f64(ms / 1e3);
-    let results = queries
-        .iter()
-        .zip(parsed.results)
-        .map(|(query, r)| {
-            let answer = match query.kind {
-                Kind::Search => Answer::Traces(r.rows.iter().filter_map(|row| row.first().cloned().flatten()).collect::<BTreeSet<_>>()),
-                Kind::Metrics => {
-                    let mut counts = BTreeMap::new();
-                    for row in &r.rows {
-                        let label = row.first().cloned().flatten().unwrap_or_default();
-                        let count = row.get(1).cloned().flatten().and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
-                        *counts.entry(label).or_default() += count;
-                    }
-                    Answer::Counts(counts)
-                }
-            };
-            QueryRun {
-                name: r.name,
-                cold: duration(r.cold_ms),
-                warm: r.warm_ms.into_iter().map(duration).collect(),
-                cold_read_bytes: None,
-                warm_read_bytes: None,
-                answer,
+    let answer = match query.kind {
+        Kind::Search => Answer::Traces(r.rows.iter().filter_map(|row| row.first().cloned().flatten()).collect::<BTreeSet<_>>()),
+        Kind::Metrics => {
+            let mut counts = BTreeMap::new();
+            for row in &r.rows {
+                let label = row.first().cloned().flatten().unwrap_or_default();
+                let count = row.get(1).cloned().flatten().and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
+                *counts.entry(label).or_default() += count;
             }
-        })
-        .collect();
-    Ok((parsed.duckdb, results))
+            Answer::Counts(counts)
+        }
+    };
+    QueryRun {
+        name: r.name,
+        cold: duration(r.cold_ms),
+        warm: r.warm_ms.into_iter().map(duration).collect(),
+        cold_read_bytes: None,
+        warm_read_bytes: None,
+        answer,
+    }
 }
 
 /// Queries whose answers differ: (name, how).
@@ -119,7 +140,7 @@ pub fn disagreements(spanlake: &[QueryRun], duckdb: &[QueryRun]) -> Vec<(String,
 }
 
 /// The comparison table: latencies and Spanlake/DuckDB ratios.
-pub fn table(dataset: &str, version: &str, spanlake: &[QueryRun], duckdb: &[QueryRun]) -> Table {
+pub fn table(dataset: &str, spanlake: &[QueryRun], duckdb: &DuckDbRuns) -> Table {
     let mut t = Table::new(
         "Spanlake versus DuckDB (same Parquet files)",
         "versus_duckdb",
@@ -134,11 +155,14 @@ pub fn table(dataset: &str, version: &str, spanlake: &[QueryRun], duckdb: &[Quer
             "Spanlake cold ms",
             "DuckDB cold ms",
             "ratio cold",
+            "DuckDB ids only warm median ms",
+            "ratio warm vs ids only",
         ],
     );
     let ratio = |a: Duration, b: Duration| format!("{:.2}", a.as_secs_f64() / b.as_secs_f64().max(1e-9));
-    for (s, d) in spanlake.iter().zip(duckdb) {
+    for ((s, d), ids) in spanlake.iter().zip(&duckdb.answers).zip(&duckdb.ids_only) {
         let (sw, dw) = (quantile(&s.warm, 0.5), quantile(&d.warm, 0.5));
+        let ids_warm = ids.as_ref().map(|ids| quantile(&ids.warm, 0.5));
         t.row(vec![
             dataset.to_owned(),
             s.name.clone(),
@@ -154,13 +178,18 @@ pub fn table(dataset: &str, version: &str, spanlake: &[QueryRun], duckdb: &[Quer
             ms(s.cold),
             ms(d.cold),
             ratio(s.cold, d.cold),
+            ids_warm.map(ms).unwrap_or_default(),
+            ids_warm.map(|i| ratio(sw, i)).unwrap_or_default(),
         ]);
     }
     t.notes.push(format!(
-        "DuckDB {version} (Python, in process, all cores) against Spanlake over HTTP (JSON answer included). \
+        "DuckDB {} (Python, in process, all cores, rows fetched into Python) against Spanlake over HTTP (JSON answer included). \
+         Both answer the same question: the {SEARCH_LIMIT} most recent matching traces with what Tempo's search answer carries \
+         (root service and name, start, duration, spansets with their matched count and most recent spans, per-service counts). \
          ratio = Spanlake / DuckDB: below 1 is Spanlake faster; the target is ≤ 1.0 for every query. \
-         \"capped\": more traces matched than one search answer carries (limit {SEARCH_LIMIT}); Spanlake answered the most recent \
-         ones and DuckDB found all of them (and more), so the two did different work."
+         \"ids only\": DuckDB answering with the matching trace ids alone, for reference. \
+         \"capped\": more traces matched than one answer carries; both answered the most recent ones.",
+        duckdb.version
     ));
     t
 }

@@ -148,9 +148,9 @@ async fn run(args: Args) -> Result<i32> {
             if wants("duckdb") {
                 let python = duckdb::ensure_venv()?;
                 let files = server::parquet_files(&data)?;
-                let (version, duckdb_runs) = duckdb::run(&python, &files, &queries, args.runs)?;
-                emit(&mut tables, duckdb::table(dataset, &version, &spanlake_runs, &duckdb_runs));
-                let disagreements = duckdb::disagreements(&spanlake_runs, &duckdb_runs);
+                let duckdb_runs = duckdb::run(&python, &files, &queries, args.runs)?;
+                emit(&mut tables, duckdb::table(dataset, &spanlake_runs, &duckdb_runs));
+                let disagreements = duckdb::disagreements(&spanlake_runs, &duckdb_runs.answers);
                 if !disagreements.is_empty() {
                     let mut t = Table::new("DISAGREEMENTS: Spanlake and DuckDB answered differently", "disagreements", &["query", "difference"]);
                     for (name, difference) in disagreements {

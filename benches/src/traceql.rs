@@ -8,13 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::queries::{Answer, BenchQuery, Kind};
+use crate::queries::{Answer, BenchQuery, Kind, SEARCH_LIMIT, SPANS_PER_SPANSET};
 use crate::report::{Table, mib, ms, quantile};
 use crate::server::{Server, blocks_dir};
-
-/// Most traces a search may return (the API's cap); an answer this large is
-/// kept as capped, and DuckDB's must then hold every trace of it.
-pub const SEARCH_LIMIT: usize = 100_000;
 
 /// The measurements of one query by one engine.
 #[derive(Debug, Clone)]
@@ -72,7 +68,7 @@ impl DataRange {
 async fn ask(server: &Server, query: &BenchQuery, range: DataRange) -> Result<Answer> {
     match query.kind {
         Kind::Search => {
-            let params = [("q", query.traceql.to_owned()), ("limit", SEARCH_LIMIT.to_string()), ("spss", "1".to_owned())];
+            let params = [("q", query.traceql.to_owned()), ("limit", SEARCH_LIMIT.to_string()), ("spss", SPANS_PER_SPANSET.to_string())];
             let json = server.get_json("/api/search", &params).await?;
             let traces: BTreeSet<String> = json["traces"]
                 .as_array()
