@@ -203,3 +203,36 @@ async fn a_head_full_before_the_idle_period_is_cut_whole_not_carried() {
     assert!(engine.ingester.unflushed_batches("t1").is_empty(), "nothing carried into a new head");
     assert_eq!(span_names(&engine, "t1", 3).await, ["span-1", "span-2"]);
 }
+
+#[tokio::test]
+async fn blocks_whose_tag_summary_lacks_an_attribute_value_are_not_read() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
+    for (trace, operation) in [(1u8, "SELECT"), (2, "INSERT")] {
+        let mut rs = spans(trace, &[(1, None)]);
+        rs[0].scope_spans[0].spans[0].attributes = vec![KeyValue {
+            key: "db.operation".into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(operation.into())) }),
+            ..Default::default()
+        }];
+        append(&engine, "t1", rs).await;
+        engine.ingester.flush(true).await.unwrap();
+    }
+    assert_eq!(engine.catalog.blocks("t1").len(), 2);
+    let ctx = engine.query.session("t1").unwrap();
+    let files_read = |operation: &str| {
+        let ctx = ctx.clone();
+        let sql = format!("SELECT hex_id(trace_id) AS id FROM spans WHERE span_attrs_str['db.operation'] = '{operation}'");
+        async move {
+            let explain = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
+            let plan = arrow::util::pretty::pretty_format_batches(&explain).unwrap().to_string();
+            let rows = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            (plan.matches("data.parquet").count(), rows.iter().map(|b| b.num_rows()).sum::<usize>())
+        }
+    };
+    assert_eq!(files_read("INSERT").await, (1, 1), "only the block holding INSERT");
+    assert_eq!(files_read("SELECT").await, (1, 1));
+    assert_eq!(files_read("UPDATE").await, (0, 0), "no block holds UPDATE");
+}

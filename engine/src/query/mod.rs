@@ -3,6 +3,7 @@
 
 mod lookup;
 mod table;
+mod tag_pruning;
 mod udf;
 
 use std::collections::HashSet;

@@ -1,8 +1,9 @@
 //! `spans`: the DataFusion table of one tenant, the union of the unflushed
 //! heads (Arrow in memory) and the live Parquet blocks. Blocks are pruned by
-//! their meta first (trace-id range, time range); DataFusion then prunes row
-//! groups and pages by statistics and bloom filters, since every filter is
-//! pushed into the Parquet scan.
+//! their meta first (trace-id range, time range) and their tag summary
+//! (attribute equalities, see [`super::tag_pruning`]); DataFusion then prunes
+//! row groups and pages by statistics and bloom filters, since every filter
+//! is pushed into the Parquet scan.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use super::tag_pruning::{TagEquality, tag_equalities};
 use crate::block::LiveBlock;
 use crate::schema::{col, span_schema};
 use crate::storage::Layout;
@@ -69,7 +71,7 @@ impl SpansTable {
         self
     }
 
-    fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>]) -> bool {
+    fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>], equalities: &[TagEquality]) -> bool {
         if !self.include_blocks {
             return false;
         }
@@ -79,6 +81,7 @@ impl SpansTable {
             return false;
         }
         trace_ids.iter().all(|any_of| any_of.iter().any(|id| block.may_contain_trace(id)))
+            && block.tags.as_ref().is_none_or(|tags| equalities.iter().all(|e| e.may_match(tags)))
     }
 }
 
@@ -144,9 +147,10 @@ impl TableProvider for SpansTable {
         }
 
         let trace_ids = pinned_trace_ids(filters);
+        let equalities = tag_equalities(filters);
         let files: Vec<PartitionedFile> = blocks
             .iter()
-            .filter(|b| self.block_may_match(b, &trace_ids))
+            .filter(|b| self.block_may_match(b, &trace_ids, &equalities))
             .map(|b| PartitionedFile::new(self.layout.data(&self.tenant, b.meta.block_id).to_string(), b.meta.size_bytes))
             .collect();
         if !files.is_empty() {
