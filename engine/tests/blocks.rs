@@ -236,3 +236,35 @@ async fn blocks_whose_tag_summary_lacks_an_attribute_value_are_not_read() {
     assert_eq!(files_read("SELECT").await, (1, 1));
     assert_eq!(files_read("UPDATE").await, (0, 0), "no block holds UPDATE");
 }
+
+#[tokio::test]
+async fn attribute_map_entries_no_span_has_are_not_read() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, ingester) = config(dir.path());
+    let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
+    let mut rs = spans(1, &[(1, None)]);
+    rs[0].scope_spans[0].spans[0].attributes = vec![KeyValue {
+        key: "port".into(),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(8080)) }),
+        ..Default::default()
+    }];
+    append(&engine, "t1", rs).await;
+    let sql = "SELECT coalesce(CAST(span_attrs_int['port'] AS VARCHAR), span_attrs_str['port']) AS port, \
+               coalesce(http_route, CAST(span_attrs_int['http.route'] AS VARCHAR)) AS route FROM spans";
+    for phase in ["head", "block"] {
+        if phase == "block" {
+            engine.ingester.flush(true).await.unwrap();
+            assert_eq!(engine.catalog.blocks("t1").len(), 1);
+        }
+        let ctx = engine.query.session("t1").unwrap();
+        let explain = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
+        let plan = arrow::util::pretty::pretty_format_batches(&explain).unwrap().to_string();
+        let physical = plan.split("physical_plan").nth(1).unwrap();
+        assert!(physical.contains("span_attrs_int"), "{phase}: port is an int attribute: {plan}");
+        assert!(!physical.contains("span_attrs_str"), "{phase}: no span has a string port: {plan}");
+        let rows = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let rows = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+        assert!(rows.contains("| 8080 |"), "{phase}: {rows}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Queries over a tenant's spans: the shared DataFusion runtime, per-query
 //! sessions with the `spans` table registered, and trace lookup by id.
 
+mod absent_attributes;
 mod lookup;
 mod table;
 mod tag_pruning;
@@ -19,6 +20,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
+use absent_attributes::AbsentAttributes;
+use datafusion::execution::session_state::SessionStateBuilder;
 use lookup::BlockFiles;
 pub use table::{SpanSource, SpansTable};
 
@@ -111,7 +114,16 @@ impl QueryEngine {
     }
 
     fn session_with(&self, table: SpansTable) -> Result<SessionContext> {
-        let ctx = SessionContext::new_with_config_rt(Self::session_config(), self.runtime.clone());
+        // One snapshot for the whole session: its scans and the rule that
+        // reads its tag summaries see the same data.
+        let table = table.pinned();
+        let state = SessionStateBuilder::new()
+            .with_config(Self::session_config())
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .with_optimizer_rule(Arc::new(AbsentAttributes::new(&table)))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         ctx.register_table("spans", Arc::new(table))?;
         for function in udf::helper_functions() {
             ctx.register_udf(function);

@@ -39,6 +39,9 @@ pub trait SpanSource: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// What a table reads: unflushed batches and live blocks, as of one moment.
+pub(crate) type Snapshot = (Vec<arrow::record_batch::RecordBatch>, Arc<Vec<Arc<LiveBlock>>>);
+
 /// The `spans` table of one tenant.
 #[derive(Debug)]
 pub struct SpansTable {
@@ -50,13 +53,15 @@ pub struct SpansTable {
     block_time_range: Option<(i64, i64)>,
     /// False: only the unflushed spans (a fast first answer for streaming).
     include_blocks: bool,
+    /// Read by every scan instead of the source's data of the moment.
+    pinned: Option<Snapshot>,
 }
 
 impl SpansTable {
     /// The table of `tenant`; blocks are read through the object store
     /// registered under `store_url`.
     pub fn new(tenant: &str, source: Arc<dyn SpanSource>, store_url: ObjectStoreUrl, layout: Layout) -> Self {
-        Self { tenant: tenant.to_owned(), source, store_url, layout, block_time_range: None, include_blocks: true }
+        Self { tenant: tenant.to_owned(), source, store_url, layout, block_time_range: None, include_blocks: true, pinned: None }
     }
 
     /// Restricts the blocks read to those overlapping `[start, end]` (unix nanos).
@@ -71,16 +76,26 @@ impl SpansTable {
         self
     }
 
+    /// Makes every scan read the data of this moment: the scans of one query
+    /// then agree with each other and with what was planned from it.
+    pub(crate) fn pinned(mut self) -> Self {
+        self.pinned = Some(self.source.snapshot(&self.tenant));
+        self
+    }
+
+    /// The pinned data, or the source's data of the moment.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.pinned.clone().unwrap_or_else(|| self.source.snapshot(&self.tenant))
+    }
+
+    /// Whether the table reads `block` at all (before any filter).
+    pub(crate) fn reads_block(&self, block: &LiveBlock) -> bool {
+        self.include_blocks && self.block_time_range.is_none_or(|(start, end)| block.meta.overlaps(start, end))
+    }
+
     fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>], equalities: &[TagEquality]) -> bool {
-        if !self.include_blocks {
-            return false;
-        }
-        if let Some((start, end)) = self.block_time_range
-            && !block.meta.overlaps(start, end)
-        {
-            return false;
-        }
-        trace_ids.iter().all(|any_of| any_of.iter().any(|id| block.may_contain_trace(id)))
+        self.reads_block(block)
+            && trace_ids.iter().all(|any_of| any_of.iter().any(|id| block.may_contain_trace(id)))
             && block.tags.as_ref().is_none_or(|tags| equalities.iter().all(|e| e.may_match(tags)))
     }
 }
@@ -141,7 +156,7 @@ impl TableProvider for SpansTable {
         let schema = span_schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
-        let (head, blocks) = self.source.snapshot(&self.tenant);
+        let (head, blocks) = self.snapshot();
         if !head.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(&[head], schema.clone(), projection.cloned())?);
         }

@@ -6,6 +6,7 @@
 //! access only after decoding the whole map.
 
 use datafusion::common::ScalarValue;
+use datafusion::functions::core::getfield::GetFieldFunc;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use crate::block::TagSummary;
@@ -56,8 +57,60 @@ fn tag_equality(filter: &Expr) -> Option<TagEquality> {
     (ty == column_ty).then_some(TagEquality { scope, key, ty, value })
 }
 
+/// `{prefix}_{suffix}[key]`: an entry of a span, resource or scope
+/// attribute map, with the tag summary's names for its scope and value type
+/// (`None` for the `other` map, whose values summaries do not list by type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MapEntry {
+    /// The map column.
+    pub column: String,
+    pub scope: &'static str,
+    pub key: String,
+    pub ty: Option<&'static str>,
+}
+
+impl MapEntry {
+    /// The map entry `expr` reads (`get_field(<map column>, <key>)`), if any.
+    pub(crate) fn of(expr: &Expr) -> Option<MapEntry> {
+        let Expr::ScalarFunction(function) = expr else { return None };
+        if !function.func.inner().is::<GetFieldFunc>() {
+            return None;
+        }
+        let [Expr::Column(map), Expr::Literal(ScalarValue::Utf8(Some(key)), _)] = function.args.as_slice() else {
+            return None;
+        };
+        let (prefix, suffix) = map.name.rsplit_once('_')?;
+        let scope = match prefix {
+            col::SPAN_ATTRS => SCOPE_SPAN,
+            col::RESOURCE_ATTRS => SCOPE_RESOURCE,
+            col::SCOPE_ATTRS => SCOPE_INSTRUMENTATION,
+            _ => return None,
+        };
+        let ty = match suffix {
+            "str" => Some("string"),
+            "int" => Some("int"),
+            "float" => Some("float"),
+            "bool" => Some("bool"),
+            "other" => None,
+            _ => return None,
+        };
+        Some(MapEntry { column: map.name.clone(), scope, key: key.clone(), ty })
+    }
+
+    /// Whether any span summarised by `summary` may have this entry.
+    pub(crate) fn may_exist(&self, summary: &TagSummary) -> bool {
+        let Some(values) = summary.scopes.get(self.scope).and_then(|tags| tags.get(&self.key)) else {
+            return false;
+        };
+        match self.ty {
+            Some(ty) => values.truncated || values.values.contains_key(ty),
+            None => true,
+        }
+    }
+}
+
 /// Scope, key and value type of an attribute read from a dedicated column
-/// or a typed attribute map.
+/// or a string or int attribute map.
 fn attribute_of(expr: &Expr) -> Option<(&'static str, String, &'static str)> {
     match expr {
         Expr::Column(column) => {
@@ -72,25 +125,11 @@ fn attribute_of(expr: &Expr) -> Option<(&'static str, String, &'static str)> {
             };
             Some((scope, dedicated.key.to_owned(), ty))
         }
-        Expr::ScalarFunction(function) if function.func.name() == "get_field" => match function.args.as_slice() {
-            [Expr::Column(map), Expr::Literal(ScalarValue::Utf8(Some(key)), _)] => {
-                let (prefix, suffix) = map.name.rsplit_once('_')?;
-                let scope = match prefix {
-                    col::SPAN_ATTRS => SCOPE_SPAN,
-                    col::RESOURCE_ATTRS => SCOPE_RESOURCE,
-                    col::SCOPE_ATTRS => SCOPE_INSTRUMENTATION,
-                    _ => return None,
-                };
-                let ty = match suffix {
-                    "str" => "string",
-                    "int" => "int",
-                    _ => return None,
-                };
-                Some((scope, key.clone(), ty))
-            }
-            _ => None,
-        },
-        _ => None,
+        _ => {
+            let entry = MapEntry::of(expr)?;
+            let ty = entry.ty.filter(|ty| ["string", "int"].contains(ty))?;
+            Some((entry.scope, entry.key, ty))
+        }
     }
 }
 
@@ -132,6 +171,20 @@ mod tests {
                 ("resource", "service.name", "string", "cart"),
             ]
         );
+    }
+
+    #[test]
+    fn map_entries_may_exist_when_listed_with_their_type_or_truncated() {
+        let entry = |map: &str| MapEntry::of(&get_field(column(map), "port")).unwrap();
+        let expected = MapEntry { column: "resource_attrs_int".into(), scope: "resource", key: "port".into(), ty: Some("int") };
+        assert_eq!(entry("resource_attrs_int"), expected);
+        assert!(MapEntry::of(&get_field(column("events"), "port")).is_none(), "not an attribute map");
+        assert!(entry("resource_attrs_int").may_exist(&summary("resource", "port", "int", &["80"], false)));
+        assert!(!entry("resource_attrs_float").may_exist(&summary("resource", "port", "int", &["80"], false)));
+        assert!(entry("resource_attrs_float").may_exist(&summary("resource", "port", "int", &["80"], true)), "truncated");
+        assert!(entry("resource_attrs_other").may_exist(&summary("resource", "port", "int", &["80"], false)), "other: listed by name only");
+        assert!(!entry("resource_attrs_other").may_exist(&summary("resource", "host", "int", &["80"], false)));
+        assert!(!entry("span_attrs_int").may_exist(&summary("resource", "port", "int", &["80"], false)), "other scope");
     }
 
     #[test]
