@@ -5,8 +5,9 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 
-use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
 use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,86 @@ fn render(values: &ArrayRef, i: usize) -> Option<Cow<'_, str>> {
     })
 }
 
+/// The entries of one map row by content: key bytes and lengths, value
+/// bytes and (for strings) lengths. Equal rows hold equal entries in the
+/// same order.
+struct MapRow<'a> {
+    key_offsets: &'a [i32],
+    keys: &'a [u8],
+    /// Empty for fixed-width values.
+    value_offsets: &'a [i32],
+    values: &'a [u8],
+}
+
+/// Offsets relative to the first one: the lengths of the entries.
+fn relative(offsets: &[i32]) -> impl Iterator<Item = i32> + '_ {
+    offsets.iter().map(|o| o - offsets.first().copied().unwrap_or(0))
+}
+
+impl PartialEq for MapRow<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+            && self.values == other.values
+            && self.key_offsets.len() == other.key_offsets.len()
+            && self.value_offsets.len() == other.value_offsets.len()
+            && relative(self.key_offsets).eq(relative(other.key_offsets))
+            && relative(self.value_offsets).eq(relative(other.value_offsets))
+    }
+}
+
+impl Eq for MapRow<'_> {}
+
+impl Hash for MapRow<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.keys.hash(state);
+        self.values.hash(state);
+        self.key_offsets.len().hash(state);
+    }
+}
+
+/// The entry ranges of the distinct rows of a map, in the order they first
+/// occur; `None` when its values have nulls or a type compared otherwise.
+fn distinct_rows(map: &MapArray) -> Option<Vec<(usize, usize)>> {
+    let keys = map.keys().as_string_opt::<i32>()?;
+    let values = map.values();
+    if keys.null_count() > 0 || values.null_count() > 0 {
+        return None;
+    }
+    let (value_offsets, value_bytes, width): (&[i32], &[u8], usize) = match values.data_type() {
+        DataType::Utf8 => {
+            let strings = values.as_string::<i32>();
+            (strings.value_offsets(), strings.value_data(), 0)
+        }
+        DataType::Int64 => (&[], values.as_primitive::<Int64Type>().values().inner().as_slice(), 8),
+        DataType::Float64 => (&[], values.as_primitive::<Float64Type>().values().inner().as_slice(), 8),
+        _ => return None,
+    };
+    let (key_offsets, key_bytes) = (keys.value_offsets(), keys.value_data());
+    let offsets = map.value_offsets();
+    let mut seen: HashSet<MapRow<'_>> = HashSet::new();
+    let mut rows = Vec::new();
+    for row in 0..map.len() {
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let row_values = if width == 0 {
+            let offsets = &value_offsets[start..=end];
+            (offsets, &value_bytes[offsets[0] as usize..offsets[end - start] as usize])
+        } else {
+            (&[][..], &value_bytes[start * width..end * width])
+        };
+        let key_offsets = &key_offsets[start..=end];
+        let content = MapRow {
+            key_offsets,
+            keys: &key_bytes[key_offsets[0] as usize..key_offsets[end - start] as usize],
+            value_offsets: row_values.0,
+            values: row_values.1,
+        };
+        if seen.insert(content) {
+            rows.push((start, end));
+        }
+    }
+    Some(rows)
+}
+
 impl TagSummary {
     fn tag(&mut self, scope: &str, name: &str) -> &mut TagValues {
         // Called for every value: allocate the keys only when new.
@@ -94,33 +175,84 @@ impl TagSummary {
         tags.get_mut(name).expect("inserted above")
     }
 
-    /// Adds every entry of a map column (only the rows `range` of it).
-    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str) {
+    /// Adds every entry of a map column. With `repeated_rows` (resource and
+    /// scope attributes, the same on every span of a resource), each
+    /// distinct row is looked at once; every distinct entry then goes
+    /// through the summary's ordered maps once, in the order it first occurs.
+    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str, repeated_rows: bool) {
         let keys = map.keys().as_string::<i32>();
         let values = map.values();
         let offsets = map.value_offsets();
-        let (start, end) = (offsets[0] as usize, offsets[map.len()] as usize);
-        // Resource and scope attributes repeat on every span: each distinct
-        // entry goes through the summary's ordered maps once.
-        let mut seen: HashSet<(&str, Option<Cow<'_, str>>)> = HashSet::new();
-        let ty = typed_suffix(suffix);
-        for i in start..end {
-            let entry = (keys.value(i), ty.and(render(values, i)));
-            if seen.contains(&entry) {
-                continue;
+        let rows = match repeated_rows.then(|| distinct_rows(map)).flatten() {
+            Some(rows) => rows,
+            None => vec![(offsets[0] as usize, offsets[map.len()] as usize)],
+        };
+        let entries = rows.into_iter().flat_map(|(start, end)| start..end);
+        let Some(ty) = typed_suffix(suffix) else {
+            // Values of other types are not summarised: names only.
+            let mut seen: HashSet<&str> = HashSet::new();
+            for i in entries {
+                let key = keys.value(i);
+                if seen.insert(key) {
+                    self.tag(scope, key);
+                }
             }
-            let tag = self.tag(scope, entry.0);
-            if let (Some(ty), Some(v)) = (ty, &entry.1) {
-                tag.insert(ty, v);
+            return;
+        };
+        match values.data_type() {
+            DataType::Utf8 => {
+                let strings = values.as_string::<i32>();
+                let value = |i| strings.is_valid(i).then(|| strings.value(i));
+                self.add_entries(scope, ty, keys, entries, value, Cow::Borrowed);
             }
-            seen.insert(entry);
+            DataType::Int64 => {
+                let ints = values.as_primitive::<Int64Type>();
+                let value = |i| ints.is_valid(i).then(|| ints.value(i));
+                self.add_entries(scope, ty, keys, entries, value, |v| Cow::Owned(v.to_string()));
+            }
+            DataType::Float64 => {
+                // By bits: equal bits render equally (distinct bits may too; inserting is idempotent).
+                let floats = values.as_primitive::<Float64Type>();
+                let value = |i| floats.is_valid(i).then(|| floats.value(i).to_bits());
+                self.add_entries(scope, ty, keys, entries, value, |v| Cow::Owned(f64::from_bits(v).to_string()));
+            }
+            DataType::Boolean => {
+                let bools = values.as_boolean();
+                let value = |i| bools.is_valid(i).then(|| bools.value(i));
+                self.add_entries(scope, ty, keys, entries, value, |v| Cow::Owned(v.to_string()));
+            }
+            _ => self.add_entries(scope, ty, keys, entries, |_| None::<()>, |_| Cow::Borrowed("")),
         }
     }
 
-    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef]) -> Result<()> {
+    /// Adds map entries `entries` (indices into `keys`), each distinct
+    /// (key, value) once: `value` reads an entry's value without rendering
+    /// it, `render` renders a new one.
+    fn add_entries<'a, V: Hash + Eq + Copy>(
+        &mut self,
+        scope: &str,
+        ty: &str,
+        keys: &'a StringArray,
+        entries: impl Iterator<Item = usize>,
+        value: impl Fn(usize) -> Option<V>,
+        render: impl Fn(V) -> Cow<'a, str>,
+    ) {
+        let mut seen: HashSet<(&str, Option<V>)> = HashSet::new();
+        for i in entries {
+            let entry = (keys.value(i), value(i));
+            if seen.insert(entry) {
+                let tag = self.tag(scope, entry.0);
+                if let Some(v) = entry.1 {
+                    tag.insert(ty, &render(v));
+                }
+            }
+        }
+    }
+
+    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef], repeated_rows: bool) -> Result<()> {
         for (column, suffix) in columns.iter().zip(ATTR_MAP_SUFFIXES) {
             let map = column.as_map_opt().ok_or_else(|| Error::internal("attribute column is not a map"))?;
-            self.add_map(scope, map, suffix);
+            self.add_map(scope, map, suffix, repeated_rows);
         }
         Ok(())
     }
@@ -137,6 +269,20 @@ impl TagSummary {
         }
     }
 
+    /// Adds the intrinsic keyword `name` of an Int8 enum column: value `v`
+    /// is `names[v]`, out of range the first name. Each distinct value once.
+    fn add_keywords(&mut self, name: &str, column: &ArrayRef, names: &[&str]) {
+        let mut seen = [false; 256];
+        for &v in column.as_primitive::<Int8Type>().values() {
+            let slot = &mut seen[v as u8 as usize];
+            if !*slot {
+                *slot = true;
+                let keyword = names.get(v as usize).copied().unwrap_or(names[0]);
+                self.tag(SCOPE_INTRINSIC, name).insert("keyword", keyword);
+            }
+        }
+    }
+
     /// Summarises a span batch.
     pub fn from_batch(batch: &RecordBatch) -> Result<Self> {
         let mut summary = TagSummary::default();
@@ -145,7 +291,7 @@ impl TagSummary {
             [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)]
         {
             let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect();
-            summary.add_attr_maps(scope, &maps)?;
+            summary.add_attr_maps(scope, &maps, scope != SCOPE_SPAN)?;
         }
         for d in DEDICATED_COLUMNS {
             let scope = match d.scope {
@@ -153,10 +299,23 @@ impl TagSummary {
                 AttrScope::Resource => SCOPE_RESOURCE,
             };
             let values = column(d.column);
-            for i in 0..values.len() {
-                if let Some(v) = render(values, i) {
-                    let ty = if values.data_type() == &DataType::Int64 { "int" } else { "string" };
-                    summary.tag(scope, d.key).insert(ty, &v);
+            match values.data_type() {
+                DataType::Int64 => {
+                    // Each distinct value once, in the order it first occurs.
+                    let mut seen: HashSet<i64> = HashSet::new();
+                    for v in values.as_primitive::<Int64Type>().iter().flatten() {
+                        if seen.insert(v) {
+                            summary.tag(scope, d.key).insert("int", &v.to_string());
+                        }
+                    }
+                }
+                DataType::Utf8 => summary.add_strings(scope, d.key, "string", values),
+                _ => {
+                    for i in 0..values.len() {
+                        if let Some(v) = render(values, i) {
+                            summary.tag(scope, d.key).insert("string", &v);
+                        }
+                    }
                 }
             }
         }
@@ -166,7 +325,7 @@ impl TagSummary {
                 .iter()
                 .map(|s| items.column_by_name(&format!("{}_{s}", col::ATTRS)).ok_or_else(|| Error::internal("no attrs")))
                 .collect::<Result<_>>()?;
-            summary.add_attr_maps(scope, &maps)?;
+            summary.add_attr_maps(scope, &maps, false)?;
             if scope == SCOPE_EVENT
                 && let Some(names) = items.column_by_name(col::NAME)
             {
@@ -178,17 +337,8 @@ impl TagSummary {
         summary.add_strings(SCOPE_INTRINSIC, "rootName", "string", column(col::TRACE_ROOT_NAME));
         summary.add_strings(SCOPE_INTRINSIC, "rootServiceName", "string", column(col::TRACE_ROOT_SERVICE));
         summary.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
-        let status = column(col::STATUS_CODE).as_primitive::<Int8Type>();
-        for i in 0..status.len() {
-            let name = ["unset", "ok", "error"].get(status.value(i) as usize).copied().unwrap_or("unset");
-            summary.tag(SCOPE_INTRINSIC, "status").insert("keyword", name);
-        }
-        let kind = column(col::KIND).as_primitive::<Int8Type>();
-        for i in 0..kind.len() {
-            let names = ["unspecified", "internal", "server", "client", "producer", "consumer"];
-            let name = names.get(kind.value(i) as usize).copied().unwrap_or("unspecified");
-            summary.tag(SCOPE_INTRINSIC, "kind").insert("keyword", name);
-        }
+        summary.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
+        summary.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
         Ok(summary)
     }
 
@@ -268,5 +418,133 @@ mod tests {
         merged.merge(&s);
         merged.merge(&s);
         assert_eq!(merged, s);
+    }
+
+    /// The summary by the plain rule: every value of every row rendered
+    /// and inserted in row order (what [`TagSummary::from_batch`] must equal).
+    fn reference(batch: &RecordBatch) -> TagSummary {
+        let mut summary = TagSummary::default();
+        let column = |name: &str| batch.column(column_index(name)).clone();
+        let maps = |summary: &mut TagSummary, scope: &str, columns: Vec<ArrayRef>| {
+            for (column, suffix) in columns.iter().zip(ATTR_MAP_SUFFIXES) {
+                let map = column.as_map();
+                for i in 0..map.keys().len() {
+                    let value = typed_suffix(suffix).zip(render(map.values(), i));
+                    let tag = summary.tag(scope, map.keys().as_string::<i32>().value(i));
+                    if let Some((ty, v)) = value {
+                        tag.insert(ty, &v);
+                    }
+                }
+            }
+        };
+        for (prefix, scope) in
+            [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)]
+        {
+            maps(&mut summary, scope, ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect());
+        }
+        for d in DEDICATED_COLUMNS {
+            let scope = if matches!(d.scope, AttrScope::Span) { SCOPE_SPAN } else { SCOPE_RESOURCE };
+            let values = column(d.column);
+            for i in 0..values.len() {
+                if let Some(v) = render(&values, i) {
+                    let ty = if values.data_type() == &DataType::Int64 { "int" } else { "string" };
+                    summary.tag(scope, d.key).insert(ty, &v);
+                }
+            }
+        }
+        for (list, scope) in [(col::EVENTS, SCOPE_EVENT), (col::LINKS, SCOPE_LINK)] {
+            let items = column(list).as_list::<i32>().values().as_struct().clone();
+            maps(&mut summary, scope, ATTR_MAP_SUFFIXES.iter().map(|s| items.column_by_name(&format!("attrs_{s}")).unwrap().clone()).collect());
+            if scope == SCOPE_EVENT {
+                summary.add_strings(SCOPE_INTRINSIC, "event:name", "string", items.column_by_name(col::NAME).unwrap());
+            }
+        }
+        for (name, c) in [
+            ("name", col::NAME),
+            ("statusMessage", col::STATUS_MESSAGE),
+            ("rootName", col::TRACE_ROOT_NAME),
+            ("rootServiceName", col::TRACE_ROOT_SERVICE),
+            ("instrumentation:name", col::SCOPE_NAME),
+        ] {
+            summary.add_strings(SCOPE_INTRINSIC, name, "string", &column(c));
+        }
+        for (name, c, names) in [
+            ("status", col::STATUS_CODE, &["unset", "ok", "error"][..]),
+            ("kind", col::KIND, &["unspecified", "internal", "server", "client", "producer", "consumer"][..]),
+        ] {
+            for &v in column(c).as_primitive::<Int8Type>().values() {
+                summary.tag(SCOPE_INTRINSIC, name).insert("keyword", names.get(v as usize).copied().unwrap_or(names[0]));
+            }
+        }
+        summary
+    }
+
+    #[test]
+    fn summary_of_distinct_rows_and_values_equals_the_plain_one_even_when_truncated() {
+        use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope};
+        use opentelemetry_proto::tonic::trace::v1::span::Event;
+        // Resources that repeat, and two whose entries hold the same bytes split differently.
+        let resource = |attributes: Vec<KeyValue>| Some(Resource { attributes, ..Default::default() });
+        let resources = [
+            resource(vec![kv("service.name", Value::StringValue("a".into())), kv("host", Value::StringValue("ab".into()))]),
+            resource(vec![kv("service.name", Value::StringValue("a".into())), kv("hos", Value::StringValue("tab".into()))]),
+            resource(vec![kv("cpu", Value::IntValue(4)), kv("load", Value::DoubleValue(0.5)), kv("up", Value::BoolValue(true))]),
+            resource(vec![kv("cpu", Value::IntValue(8)), kv("load", Value::DoubleValue(-0.0)), kv("x", Value::ArrayValue(ArrayValue::default()))]),
+        ];
+        let rs: Vec<ResourceSpans> = (0..12usize)
+            .map(|r| ResourceSpans {
+                resource: resources[r % 4].clone(),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope { name: format!("lib{}", r % 3), attributes: vec![kv("v", Value::IntValue(r as i64 % 2))], ..Default::default() }),
+                    spans: (0..150usize)
+                        .map(|i| Span {
+                            trace_id: vec![1 + (i % 7) as u8; 16],
+                            span_id: [(r as u64) << 32 | i as u64 + 1].map(u64::to_be_bytes)[0].to_vec(),
+                            name: format!("op{}", i % 5),
+                            kind: (i % 7) as i32,
+                            attributes: vec![
+                                // Beyond the cap of distinct values: which are kept depends on order.
+                                kv("n", Value::IntValue((r * 150 + i) as i64)),
+                                kv("http.status_code", Value::IntValue(200 + (i % 3) as i64)),
+                                kv("http.method", Value::StringValue(["GET", "PUT"][i % 2].into())),
+                                kv("f", Value::DoubleValue(i as f64 / 4.0)),
+                                kv("b", Value::BoolValue(i % 3 == 0)),
+                                kv(&format!("k{}", i % 4), Value::StringValue(format!("v{}", i % 6))),
+                            ],
+                            events: vec![Event { name: format!("e{}", i % 2), attributes: vec![kv("ev", Value::IntValue(1))], ..Default::default() }],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        let (batch, _) = resource_spans_to_batch(&rs).unwrap();
+        let batch = crate::block::prepare_block(&[batch]).unwrap();
+        let summary = TagSummary::from_batch(&batch).unwrap();
+        assert_eq!(summary, reference(&batch));
+        assert!(summary.scopes["span"]["n"].truncated, "the cap was reached");
+        assert!(summary.scopes["resource"]["host"].values["string"].contains("ab"));
+        assert!(summary.scopes["resource"]["hos"].values["string"].contains("tab"), "same bytes, other split: another row");
+        assert_eq!(summary.scopes["resource"]["load"].values["float"].iter().collect::<Vec<_>>(), ["-0", "0.5"]);
+        assert_eq!(summary.scopes["instrumentation"]["v"].values["int"].len(), 2);
+    }
+
+    #[test]
+    fn distinct_rows_tell_apart_rows_of_equal_bytes_split_differently() {
+        use arrow::array::{MapBuilder, StringBuilder};
+        let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for row in [[("ab", "c"), ("d", "e")], [("a", "bc"), ("d", "e")], [("ab", "c"), ("d", "e")], [("ab", "c"), ("de", "")]] {
+            for (k, v) in row {
+                builder.keys().append_value(k);
+                builder.values().append_value(v);
+            }
+            builder.append(true).unwrap();
+        }
+        builder.append(true).unwrap();
+        builder.append(true).unwrap();
+        let map = builder.finish();
+        assert_eq!(distinct_rows(&map), Some(vec![(0, 2), (2, 4), (6, 8), (8, 8)]));
     }
 }
