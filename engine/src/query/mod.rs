@@ -2,6 +2,7 @@
 //! sessions with the `spans` table registered, and trace lookup by id.
 
 mod absent_attributes;
+mod indexed_reader;
 mod lookup;
 mod table;
 mod tag_pruning;
