@@ -138,8 +138,8 @@ async fn run(args: Args) -> Result<i32> {
         }
 
         if wants("traceql") || wants("duckdb") {
-            let queries = queries::query_set();
             let range = traceql::DataRange::of_blocks(&data)?;
+            let queries = queries::query_set(range);
             let (restarted, spanlake_runs) = traceql::run(server, &queries, args.runs, range).await?;
             server = restarted;
             if wants("traceql") {

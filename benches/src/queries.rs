@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::traceql::DataRange;
+
 /// How a question is asked of Spanlake and what its answer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -32,7 +34,7 @@ pub struct BenchQuery {
     pub traceql: &'static str,
     /// The same question as DuckDB SQL over the view `spans`: Tempo's search
     /// answer, lowercase hex trace id first (search), or (series label,
-    /// count) (metrics).
+    /// count, time bucket) for each point of each series (metrics).
     pub sql: String,
     /// Only the matching trace ids (search), for reference.
     pub ids_sql: Option<String>,
@@ -174,8 +176,8 @@ impl Matched {
     }
 }
 
-/// The query set.
-pub fn query_set() -> Vec<BenchQuery> {
+/// The query set; the metrics question covers `range`.
+pub fn query_set(range: DataRange) -> Vec<BenchQuery> {
     let search = |name, traceql, matched: Matched| BenchQuery {
         name,
         traceql,
@@ -245,7 +247,16 @@ pub fn query_set() -> Vec<BenchQuery> {
         BenchQuery {
             name: "metrics count_over_time by",
             traceql: "{ status = error } | count_over_time() by (resource.service.name)",
-            sql: "SELECT service_name, count(*) FROM spans WHERE status_code = 2 GROUP BY service_name".to_owned(),
+            // The same series as Tempo's answer: a count per service and
+            // step over the range, not one total per service.
+            sql: format!(
+                "SELECT service_name, count(*), {start} + (start_unix_nano - {start}) // {step} * {step} AS bucket \
+                 FROM spans WHERE status_code = 2 AND start_unix_nano >= {start} AND start_unix_nano < {end} \
+                 GROUP BY service_name, bucket",
+                start = range.start_unix_nano,
+                end = range.end_unix_nano,
+                step = range.step_seconds() * 1_000_000_000,
+            ),
             ids_sql: None,
             kind: Kind::Metrics,
         },
@@ -285,7 +296,7 @@ mod tests {
 
     #[test]
     fn every_query_is_named_once() {
-        let set = query_set();
+        let set = query_set(DataRange { start_unix_nano: 0, end_unix_nano: 100_000_000_000 });
         let names: BTreeSet<_> = set.iter().map(|q| q.name).collect();
         assert_eq!(names.len(), set.len());
     }

@@ -59,7 +59,7 @@ impl DataRange {
     }
 
     /// A whole-second step giving at most ~100 points.
-    fn step_seconds(&self) -> i64 {
+    pub fn step_seconds(&self) -> i64 {
         ((self.end_unix_nano - self.start_unix_nano) / 100 / 1_000_000_000).max(1)
     }
 }
