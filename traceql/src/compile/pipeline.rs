@@ -115,8 +115,10 @@ fn scalar_filter(plan: LogicalPlan, by: &[OutputColumn], lhs: &ScalarExpr, op: B
         .collect::<Result<Vec<_>, _>>()
         .map_err(df)?;
     let right_keys: Vec<Column> = group_names.iter().map(|name| Column::new(Some("__groups"), name)).collect();
-    LogicalPlanBuilder::from(plan)
-        .join_detailed(groups, JoinType::LeftSemi, (left_keys, right_keys), None, NullEquality::NullEqualsNull)
+    // The groups, few, are the hash join's build side; the spans stream
+    // through it (with the spans on the left, all of them would be collected).
+    LogicalPlanBuilder::from(groups)
+        .join_detailed(plan, JoinType::RightSemi, (right_keys, left_keys), None, NullEquality::NullEqualsNull)
         .and_then(|b| b.build())
         .map_err(df)
 }

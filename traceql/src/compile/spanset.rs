@@ -154,9 +154,10 @@ fn plain_and_or(scan: &Scan<'_>, op: SpansetOp, a: &FieldExpr, b: &FieldExpr) ->
         .and_then(|t| t.alias("__both_traces"))
         .and_then(|t| t.build())
         .map_err(df)?;
-    let kept = LogicalPlanBuilder::from(spans)
-        .alias("__both")
-        .and_then(|s| s.join_on(traces, JoinType::LeftSemi, vec![col("__both.trace_id").eq(col("__both_traces.__trace"))]))
+    // The traces are the hash join's build side; the spans stream through.
+    let spans = LogicalPlanBuilder::from(spans).alias("__both").and_then(|s| s.build()).map_err(df)?;
+    let kept = LogicalPlanBuilder::from(traces)
+        .join_on(spans, JoinType::RightSemi, vec![col("__both_traces.__trace").eq(col("__both.trace_id"))])
         .and_then(|s| s.build())
         .map_err(df)?;
     span_columns(kept, Some("__both"))
@@ -178,13 +179,15 @@ fn in_traces_of_both(spans: LogicalPlan, l: &LogicalPlan, r: &LogicalPlan) -> Re
             .and_then(|b| b.build())
             .map_err(df)
     };
-    let (lt, rt) = (traces(l, "__lt")?, traces(r, "__rt")?);
-    let kept = LogicalPlanBuilder::from(spans)
-        .alias("__both")
-        .and_then(|b| b.join_on(lt, JoinType::LeftSemi, vec![col("__both.trace_id").eq(col("__lt.trace_id"))]))
-        .and_then(|b| b.join_on(rt, JoinType::LeftSemi, vec![col("__both.trace_id").eq(col("__rt.trace_id"))]))
-        .and_then(|b| b.build())
-        .map_err(df)?;
+    // Each trace set is a hash join's build side; the spans stream through.
+    let in_traces = |spans: LogicalPlan, traces: LogicalPlan, alias: &str| {
+        LogicalPlanBuilder::from(traces)
+            .join_on(spans, JoinType::RightSemi, vec![col(format!("{alias}.trace_id")).eq(col("__both.trace_id"))])
+            .and_then(|b| b.build())
+            .map_err(df)
+    };
+    let spans = LogicalPlanBuilder::from(spans).alias("__both").and_then(|b| b.build()).map_err(df)?;
+    let kept = in_traces(in_traces(spans, traces(l, "__lt")?, "__lt")?, traces(r, "__rt")?, "__rt")?;
     span_columns(kept, Some("__both"))
 }
 
