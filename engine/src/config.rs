@@ -111,7 +111,16 @@ impl Default for WalConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlockConfig {
-    /// Rows per Parquet row group (the unit of statistics pruning).
+    /// Rows per Parquet row group (the unit of statistics pruning, and of
+    /// column chunks: arrow-rs creates a zstd context for every zstd column
+    /// chunk a query reads, so larger groups cost a query less, while a
+    /// trace lookup decodes each column's dictionary, larger in a larger
+    /// group). Pages, pruned by the page index, stay at 8192 rows. On
+    /// `small` 65536 → 131072 took the metrics query 16.9 → 13.9 ms and
+    /// `avg() by` 115 → 102 ms, storage 44.5 → 44.2 bytes/span (262144:
+    /// 12.8 and 99.5 ms, 44.0). A one-block lookup (100k spans: one row
+    /// group instead of two) went 5.4–5.5 → 5.5–6.2 ms; the middle value
+    /// keeps that cost small on blocks of up to 131072 spans.
     pub row_group_size: usize,
     /// Target false-positive rate of the trace_id bloom filter.
     pub bloom_filter_fpp: f64,
@@ -120,7 +129,7 @@ pub struct BlockConfig {
 
 impl Default for BlockConfig {
     fn default() -> Self {
-        Self { row_group_size: 65_536, bloom_filter_fpp: 0.01, zstd_level: 3 }
+        Self { row_group_size: 131_072, bloom_filter_fpp: 0.01, zstd_level: 3 }
     }
 }
 
