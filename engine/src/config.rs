@@ -119,8 +119,9 @@ pub struct BlockConfig {
     /// `small` 65536 → 131072 took the metrics query 16.9 → 13.9 ms and
     /// `avg() by` 115 → 102 ms, storage 44.5 → 44.2 bytes/span (262144:
     /// 12.8 and 99.5 ms, 44.0). A one-block lookup (100k spans: one row
-    /// group instead of two) went 5.4–5.5 → 5.5–6.2 ms; the middle value
-    /// keeps that cost small on blocks of up to 131072 spans.
+    /// group instead of two) went 5.4–5.5 → 5.5–5.8 ms (6.0–6.2 in the runs
+    /// with 262144, the same layout for that block: noise of that order).
+    /// The middle value takes half the gain for a smaller lookup risk.
     pub row_group_size: usize,
     /// Target false-positive rate of the trace_id bloom filter.
     pub bloom_filter_fpp: f64,

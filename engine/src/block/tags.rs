@@ -544,7 +544,16 @@ mod tests {
         }
         builder.append(true).unwrap();
         builder.append(true).unwrap();
+        // Equal key bytes and equal value bytes, split at other places:
+        // only the entry offsets tell these rows apart.
+        for row in [[("ab", "x"), ("c", "y")], [("a", "x"), ("bc", "y")], [("ab", "xy"), ("c", "")], [("ab", "x"), ("c", "y")]] {
+            for (k, v) in row {
+                builder.keys().append_value(k);
+                builder.values().append_value(v);
+            }
+            builder.append(true).unwrap();
+        }
         let map = builder.finish();
-        assert_eq!(distinct_rows(&map), Some(vec![(0, 2), (2, 4), (6, 8), (8, 8)]));
+        assert_eq!(distinct_rows(&map), Some(vec![(0, 2), (2, 4), (6, 8), (8, 8), (8, 10), (10, 12), (12, 14)]));
     }
 }
