@@ -148,19 +148,30 @@ fn plain_and_or(scan: &Scan<'_>, op: SpansetOp, a: &FieldExpr, b: &FieldExpr) ->
         return Ok(spans);
     }
     let traces = either()?
-        .aggregate(vec![col(c::TRACE_ID).alias("__trace")], vec![bool_or(a).alias("__a"), bool_or(b).alias("__b")])
+        .aggregate(vec![col(c::TRACE_ID)], vec![bool_or(a).alias("__a"), bool_or(b).alias("__b")])
         .and_then(|t| t.filter(col("__a").and(col("__b"))))
-        .and_then(|t| t.project(vec![col("__trace")]))
+        .and_then(|t| t.project(vec![col(c::TRACE_ID)]))
         .and_then(|t| t.alias("__both_traces"))
         .and_then(|t| t.build())
         .map_err(df)?;
-    // The traces are the hash join's build side; the spans stream through.
-    let spans = LogicalPlanBuilder::from(spans).alias("__both").and_then(|s| s.build()).map_err(df)?;
-    let kept = LogicalPlanBuilder::from(traces)
-        .join_on(spans, JoinType::RightSemi, vec![col("__both_traces.__trace").eq(col("__both.trace_id"))])
-        .and_then(|s| s.build())
-        .map_err(df)?;
+    let kept = in_traces(both_spans(spans)?, traces, "__both_traces")?;
     span_columns(kept, Some("__both"))
+}
+
+/// `spans` under the alias `__both`, as [`in_traces`] takes them.
+fn both_spans(spans: LogicalPlan) -> Result<LogicalPlan, CompileError> {
+    LogicalPlanBuilder::from(spans).alias("__both").and_then(|b| b.build()).map_err(df)
+}
+
+/// The spans of `spans` (aliased `__both`) whose trace id is in `traces`
+/// (a `trace_id` column under `alias`). The traces are the hash join's
+/// build side and the spans stream through it; with the spans on the
+/// build side, every matching span would be collected first.
+fn in_traces(spans: LogicalPlan, traces: LogicalPlan, alias: &str) -> Result<LogicalPlan, CompileError> {
+    LogicalPlanBuilder::from(traces)
+        .join_on(spans, JoinType::RightSemi, vec![col(format!("{alias}.{}", c::TRACE_ID)).eq(col(format!("__both.{}", c::TRACE_ID)))])
+        .and_then(|b| b.build())
+        .map_err(df)
 }
 
 /// `A && B`: spans of either side, in traces where both sides matched.
@@ -179,15 +190,7 @@ fn in_traces_of_both(spans: LogicalPlan, l: &LogicalPlan, r: &LogicalPlan) -> Re
             .and_then(|b| b.build())
             .map_err(df)
     };
-    // Each trace set is a hash join's build side; the spans stream through.
-    let in_traces = |spans: LogicalPlan, traces: LogicalPlan, alias: &str| {
-        LogicalPlanBuilder::from(traces)
-            .join_on(spans, JoinType::RightSemi, vec![col(format!("{alias}.trace_id")).eq(col("__both.trace_id"))])
-            .and_then(|b| b.build())
-            .map_err(df)
-    };
-    let spans = LogicalPlanBuilder::from(spans).alias("__both").and_then(|b| b.build()).map_err(df)?;
-    let kept = in_traces(in_traces(spans, traces(l, "__lt")?, "__lt")?, traces(r, "__rt")?, "__rt")?;
+    let kept = in_traces(in_traces(both_spans(spans)?, traces(l, "__lt")?, "__lt")?, traces(r, "__rt")?, "__rt")?;
     span_columns(kept, Some("__both"))
 }
 
