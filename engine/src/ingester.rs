@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 use object_store::ObjectStore;
 use parking_lot::{Condvar, Mutex};
 
-use crate::block::{BlockCatalog, prepare_block, write_block};
+use crate::block::{BlockCatalog, TagSummary, prepare_block, write_block};
 use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig, TraceStorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
@@ -87,12 +87,36 @@ struct Sealed {
     on_preparing: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
+/// Spans prepared like a block (see [`prepare_block`]) and their tags.
+#[derive(Clone)]
+struct Prepared {
+    batch: RecordBatch,
+    tags: Arc<TagSummary>,
+}
+
+impl Prepared {
+    /// Prepares `raw` batches as received. The tags are summarised from
+    /// them rather than from the sorted batch: there the spans of one
+    /// resource are adjacent, so its attributes are looked at once (on
+    /// `small`, summarising sorted spans was ~9% of the ingest CPU).
+    fn new(raw: &[RecordBatch]) -> Result<Self> {
+        let batch = prepare_block(raw)?;
+        let mut tags = TagSummary::default();
+        for spans in raw {
+            tags.add_spans(spans)?;
+        }
+        tags.add_trace_roots(&batch);
+        Ok(Self { batch, tags: Arc::new(tags) })
+    }
+}
+
 enum SealedSpans {
     Raw(Vec<RecordBatch>),
     /// One caller prepares these outside the lock; the others wait for it.
     Preparing(Vec<RecordBatch>),
-    /// Sorted, de-duplicated and with derived columns, like a block.
-    Prepared(RecordBatch),
+    /// Sorted, de-duplicated and with derived columns, like a block; with
+    /// its tag summary.
+    Prepared(Prepared),
 }
 
 impl Sealed {
@@ -119,12 +143,12 @@ impl Sealed {
     /// first caller prepares them outside the lock, concurrent callers (the
     /// flush, queries) wait for it and share its batch; the raw batches are
     /// then dropped. If the preparation fails, the next caller tries again.
-    fn prepared(&self) -> Result<RecordBatch> {
+    fn prepared(&self) -> Result<Prepared> {
         let raw = {
             let mut spans = self.spans.lock();
             loop {
                 match &*spans {
-                    SealedSpans::Prepared(batch) => return Ok(batch.clone()),
+                    SealedSpans::Prepared(prepared) => return Ok(prepared.clone()),
                     SealedSpans::Preparing(_) => blocking(|| self.preparation_ended.wait(&mut spans)),
                     SealedSpans::Raw(batches) => {
                         let batches = batches.clone();
@@ -142,19 +166,19 @@ impl Sealed {
                 hook();
             }
         }
-        let batch = prepare_block(&raw)?;
+        let prepared = Prepared::new(&raw)?;
         #[cfg(test)]
         self.preparations.fetch_add(1, Ordering::Relaxed);
-        self.bytes.store(batch.get_array_memory_size(), Ordering::Relaxed);
-        *self.spans.lock() = SealedSpans::Prepared(batch.clone());
-        Ok(batch)
+        self.bytes.store(prepared.batch.get_array_memory_size(), Ordering::Relaxed);
+        *self.spans.lock() = SealedSpans::Prepared(prepared.clone());
+        Ok(prepared)
     }
 
     /// The spans as held: the raw batches, or the prepared one.
     fn batches(&self) -> Vec<RecordBatch> {
         match &*self.spans.lock() {
             SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => batches.clone(),
-            SealedSpans::Prepared(batch) => vec![batch.clone()],
+            SealedSpans::Prepared(prepared) => vec![prepared.batch.clone()],
         }
     }
 }
@@ -392,7 +416,7 @@ impl Ingester {
         let mut out = Vec::new();
         for s in &sealed {
             match s.prepared() {
-                Ok(batch) => out.push(batch),
+                Ok(prepared) => out.push(prepared.batch),
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing sealed spans failed; serving them raw");
                     out.extend(s.batches());
@@ -531,14 +555,15 @@ impl Ingester {
     async fn write_sealed(&self, tenant: &str, sealed: &Arc<Sealed>) -> Result<Option<crate::block::LiveBlock>> {
         let started = Instant::now();
         let to_prepare = sealed.clone();
-        let prepared = tokio::task::spawn_blocking(move || to_prepare.prepared())
+        let Prepared { batch, tags } = tokio::task::spawn_blocking(move || to_prepare.prepared())
             .await
             .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
-        if prepared.num_rows() == 0 {
+        if batch.num_rows() == 0 {
             return Ok(None);
         }
         let segments = sealed.segment_paths.iter().map(|p| WalSegment::file_name(p)).collect();
-        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &prepared, segments).await?;
+        let tags = Arc::unwrap_or_clone(tags);
+        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &batch, Some(tags), segments).await?;
         let meta = &block.meta;
         tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
         self.metrics.blocks_flushed.inc();
@@ -682,7 +707,9 @@ mod tests {
             }
         });
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
-        let SealedSpans::Prepared(prepared) = &*sealed.spans.lock() else { panic!("raw batches kept after preparing") };
+        let SealedSpans::Prepared(Prepared { batch: prepared, .. }) = &*sealed.spans.lock() else {
+            panic!("raw batches kept after preparing")
+        };
         assert_eq!(sealed.bytes(), prepared.get_array_memory_size());
         assert_ne!(sealed.bytes(), raw_bytes);
         assert_eq!(ingester.tenant("t1").lock().unflushed_bytes(), prepared.get_array_memory_size());
@@ -700,7 +727,7 @@ mod tests {
         }));
         // The flush prepares on a thread of its own and pauses there.
         let flushing = sealed.clone();
-        let flush = std::thread::spawn(move || flushing.prepared().map(|b| b.num_rows()));
+        let flush = std::thread::spawn(move || flushing.prepared().map(|p| p.batch.num_rows()));
         started.recv().unwrap();
         assert_eq!(sealed.batches().len(), 2, "the raw batches stay readable while preparing");
         // A query on the only worker waits for the flush's batch ...
@@ -730,7 +757,7 @@ mod tests {
         let preparing = sealed.clone();
         assert!(std::thread::spawn(move || preparing.prepared()).join().is_err());
         assert_eq!(sealed.batches().len(), 2);
-        assert_eq!(sealed.prepared().unwrap().num_rows(), 5, "the next caller prepares them");
+        assert_eq!(sealed.prepared().unwrap().batch.num_rows(), 5, "the next caller prepares them");
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
     }
 
@@ -744,6 +771,17 @@ mod tests {
         // Until the block is published, queries still read the sealed head.
         assert_eq!(rows(&ingester.unflushed_batches("t1")), 5);
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flushed_blocks_tags_are_the_summary_of_its_prepared_spans() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingester, sealed) = with_sealed_head(dir.path()).await;
+        let raw = sealed.batches();
+        let block = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
+        let expected = TagSummary::from_batch(&prepare_block(&raw).unwrap()).unwrap();
+        assert!(expected.scopes["intrinsic"].contains_key("rootName"), "trace-level tags included");
+        assert_eq!(block.tags.as_deref(), Some(&expected));
     }
 
     #[tokio::test]
@@ -781,7 +819,7 @@ mod tests {
         let recorded = u64::MAX - 10;
         let prepared = prepare_block(&[batch(1, 2)]).unwrap();
         let block_config = BlockConfig::default();
-        let block = write_block(&store, &Layout::default(), &block_config, "t1", &prepared, vec![format!("{recorded:020}.arrow")])
+        let block = write_block(&store, &Layout::default(), &block_config, "t1", &prepared, None, vec![format!("{recorded:020}.arrow")])
             .await
             .unwrap();
         catalog.insert(block);

@@ -317,17 +317,23 @@ fn writer_properties(config: &BlockConfig, trace_count: u64) -> Result<WriterPro
 
 /// Writes a prepared (sorted, completed) batch as a new level-0 block of
 /// `tenant`: `data.parquet` first, `meta.json` last. Returns the block.
+/// `tags` is the batch's tag summary when already known (summarised from
+/// the batch otherwise).
 pub async fn write_block(
     store: &Arc<dyn ObjectStore>,
     layout: &Layout,
     config: &BlockConfig,
     tenant: &str,
     batch: &RecordBatch,
+    tags: Option<TagSummary>,
     wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
     let trace_ids = fsb(batch, col::TRACE_ID)?;
     let trace_count = 1 + (1..trace_ids.len()).filter(|&r| trace_ids.value(r) != trace_ids.value(r - 1)).count() as u64;
     let mut writer = BlockWriter::new(store.clone(), layout.clone(), config, tenant, trace_count)?;
+    if let Some(tags) = tags {
+        writer = writer.with_tag_summary(tags);
+    }
     writer.write(batch).await?;
     let now = unix_seconds();
     writer.finish(BlockOrigin { compaction_level: 0, ingested_unix_seconds: now, wal_segments, compacted_from: Vec::new() }).await
@@ -596,7 +602,7 @@ mod tests {
         let layout = Layout::new("");
         let (batch, _) = resource_spans_to_batch(&spans()).unwrap();
         let batch = prepare_block(&[batch]).unwrap();
-        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &batch, Vec::new()).await.unwrap();
+        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &batch, None, Vec::new()).await.unwrap();
         let data = store.get(&layout.data("t", block.meta.block_id)).await.unwrap().bytes().await.unwrap();
 
         let reader = SerializedFileReader::new(data.clone()).unwrap();

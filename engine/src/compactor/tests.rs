@@ -67,7 +67,7 @@ impl Fixture {
     /// Writes `spans` as a live level-0 block.
     async fn block(&self, spans: Vec<Span>) -> Arc<LiveBlock> {
         let prepared = prepare_block(&[batch_of(spans)]).unwrap();
-        let block = write_block(&self.store, &self.layout, &BlockConfig::default(), TENANT, &prepared, Vec::new()).await.unwrap();
+        let block = write_block(&self.store, &self.layout, &BlockConfig::default(), TENANT, &prepared, None, Vec::new()).await.unwrap();
         self.catalog.insert(block.clone());
         Arc::new(block)
     }
@@ -408,7 +408,7 @@ async fn a_merged_block_names_its_inputs_wal_segments_still_on_disk() {
     for (part, segment) in [(&all[..10], "7.arrow"), (&all[10..], "8.arrow")] {
         let prepared = prepare_block(&[batch_of(part.to_vec())]).unwrap();
         let segments = vec![segment.to_owned()];
-        f.catalog.insert(write_block(&f.store, &f.layout, &BlockConfig::default(), TENANT, &prepared, segments).await.unwrap());
+        f.catalog.insert(write_block(&f.store, &f.layout, &BlockConfig::default(), TENANT, &prepared, None, segments).await.unwrap());
     }
     let (store, layout, catalog) = (f.store.clone(), f.layout.clone(), f.catalog.clone());
     let compactor =

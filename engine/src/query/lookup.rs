@@ -205,7 +205,7 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let layout = Layout::new("");
         let config = BlockConfig { row_group_size: 4, ..BlockConfig::default() };
-        let block = write_block(&store, &layout, &config, "t", &traces(5), Vec::new()).await.unwrap();
+        let block = write_block(&store, &layout, &config, "t", &traces(5), None, Vec::new()).await.unwrap();
         let metadata_cache = RuntimeEnvBuilder::new().build().unwrap().cache_manager.get_file_metadata_cache();
         let path = layout.data("t", block.meta.block_id);
         let files = BlockFiles { store, layout, metadata_cache: metadata_cache.clone() };
@@ -223,7 +223,7 @@ mod tests {
     async fn blocks_of_an_older_schema_are_adapted() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let layout = Layout::new("");
-        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &traces(3), Vec::new()).await.unwrap();
+        let block = write_block(&store, &layout, &BlockConfig::default(), "t", &traces(3), None, Vec::new()).await.unwrap();
         // The same spans without a column that a later schema version added.
         let current = traces(3);
         let old = current.project(&(0..current.num_columns()).filter(|&i| i != column_index(col::CHILD_COUNT)).collect::<Vec<_>>()).unwrap();
