@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, FixedSizeBinaryArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStore;
 use parking_lot::{Condvar, Mutex};
 
-use crate::block::{BlockCatalog, TagSummary, prepare_block, write_block};
+use crate::block::{BlockCatalog, BlockPlan, TagSummary, prepare_block, write_block, write_planned_block};
 use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig, TraceStorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
@@ -101,13 +101,29 @@ impl Prepared {
     /// `small`, summarising sorted spans was ~9% of the ingest CPU).
     fn new(raw: &[RecordBatch]) -> Result<Self> {
         let batch = prepare_block(raw)?;
-        let mut tags = TagSummary::default();
-        for spans in raw {
-            tags.add_spans(spans)?;
-        }
-        tags.add_trace_roots(&batch);
+        let column = |name: &str| batch.column(column_index(name));
+        let tags = summarise(raw, column(col::TRACE_ROOT_NAME), column(col::TRACE_ROOT_SERVICE))?;
         Ok(Self { batch, tags: Arc::new(tags) })
     }
+}
+
+/// The tag summary of raw batches, given their trace-level root columns
+/// (in any order).
+fn summarise(raw: &[RecordBatch], root_names: &ArrayRef, root_services: &ArrayRef) -> Result<TagSummary> {
+    let mut tags = TagSummary::default();
+    for spans in raw {
+        tags.add_spans(spans)?;
+    }
+    tags.add_trace_roots(root_names, root_services);
+    Ok(tags)
+}
+
+/// What a flush writes of a sealed head.
+enum SpansToFlush {
+    /// A query prepared them already.
+    Prepared(Prepared),
+    /// As received: the flush gathers them in block order a slice at a time.
+    Raw(Vec<RecordBatch>),
 }
 
 enum SealedSpans {
@@ -172,6 +188,15 @@ impl Sealed {
         self.bytes.store(prepared.batch.get_array_memory_size(), Ordering::Relaxed);
         *self.spans.lock() = SealedSpans::Prepared(prepared.clone());
         Ok(prepared)
+    }
+
+    /// The spans for a flush: prepared if a query prepared them, otherwise
+    /// raw (a preparation under way is left to the queries waiting for it).
+    fn to_flush(&self) -> SpansToFlush {
+        match &*self.spans.lock() {
+            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => SpansToFlush::Raw(batches.clone()),
+            SealedSpans::Prepared(prepared) => SpansToFlush::Prepared(prepared.clone()),
+        }
     }
 
     /// The spans as held: the raw batches, or the prepared one.
@@ -554,16 +579,30 @@ impl Ingester {
     /// Writes a sealed head as a block; `None` when it held nothing to write.
     async fn write_sealed(&self, tenant: &str, sealed: &Arc<Sealed>) -> Result<Option<crate::block::LiveBlock>> {
         let started = Instant::now();
-        let to_prepare = sealed.clone();
-        let Prepared { batch, tags } = tokio::task::spawn_blocking(move || to_prepare.prepared())
-            .await
-            .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
-        if batch.num_rows() == 0 {
-            return Ok(None);
-        }
         let segments = sealed.segment_paths.iter().map(|p| WalSegment::file_name(p)).collect();
-        let tags = Arc::unwrap_or_clone(tags);
-        let block = write_block(&self.store, &self.layout, &self.block_config, tenant, &batch, Some(tags), segments).await?;
+        let (store, layout, config) = (&self.store, &self.layout, &self.block_config);
+        let block = match sealed.to_flush() {
+            SpansToFlush::Prepared(Prepared { batch, tags }) => {
+                if batch.num_rows() == 0 {
+                    return Ok(None);
+                }
+                write_block(store, layout, config, tenant, &batch, Some(Arc::unwrap_or_clone(tags)), segments).await?
+            }
+            SpansToFlush::Raw(raw) => {
+                let (plan, tags, raw) = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let plan = BlockPlan::new(&raw)?;
+                    let root = |name| plan.trace_column(name).ok_or_else(|| Error::internal("no trace-level column"));
+                    let tags = summarise(&raw, root(col::TRACE_ROOT_NAME)?, root(col::TRACE_ROOT_SERVICE)?)?;
+                    Ok((plan, tags, raw))
+                })
+                .await
+                .map_err(|e| Error::internal(format!("block preparation failed: {e}")))??;
+                if plan.num_rows() == 0 {
+                    return Ok(None);
+                }
+                write_planned_block(store, layout, config, tenant, &plan, &raw, tags, segments).await?
+            }
+        };
         let meta = &block.meta;
         tracing::info!(%tenant, block = %meta.block_id, spans = meta.span_count, bytes = meta.size_bytes, "flushed block");
         self.metrics.blocks_flushed.inc();
@@ -762,14 +801,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flush_shares_its_prepared_batch_with_later_queries() {
+    async fn a_flush_writes_raw_spans_without_preparing_them_and_a_query_prepared_batch_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let (ingester, sealed) = with_sealed_head(dir.path()).await;
         let block = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
         assert_eq!(block.meta.span_count, 5);
-        assert!(matches!(*sealed.spans.lock(), SealedSpans::Prepared(_)), "the flush keeps what it prepared");
+        assert!(matches!(*sealed.spans.lock(), SealedSpans::Raw(_)), "no sorted copy held");
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 0);
         // Until the block is published, queries still read the sealed head.
         assert_eq!(rows(&ingester.unflushed_batches("t1")), 5);
+        assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
+        // Once a query prepared them, a (retried) flush writes that batch.
+        let again = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
+        assert_eq!(again.meta.span_count, 5);
+        assert_eq!(again.tags, block.tags);
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
     }
 

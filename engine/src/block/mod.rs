@@ -12,5 +12,5 @@ pub(crate) use reader::BlockReader;
 pub use catalog::{BlockCatalog, mark_compacted};
 pub use meta::{BlockMeta, CompactedMeta, LiveBlock, TenantIndex};
 pub use tags::TagSummary;
-pub use writer::{BlockOrigin, BlockWriter, prepare_block, write_block};
+pub use writer::{BlockOrigin, BlockPlan, BlockWriter, prepare_block, write_block, write_planned_block};
 pub(crate) use writer::{delete_block_objects, unix_seconds};

@@ -295,7 +295,8 @@ impl TagSummary {
     pub fn from_batch(batch: &RecordBatch) -> Result<Self> {
         let mut summary = TagSummary::default();
         summary.add_spans(batch)?;
-        summary.add_trace_roots(batch);
+        let column = |name: &str| batch.column(column_index(name));
+        summary.add_trace_roots(column(col::TRACE_ROOT_NAME), column(col::TRACE_ROOT_SERVICE));
         Ok(summary)
     }
 
@@ -359,11 +360,11 @@ impl TagSummary {
         Ok(())
     }
 
-    /// Adds the trace-level root name and service of prepared spans.
-    pub fn add_trace_roots(&mut self, batch: &RecordBatch) {
-        let column = |name: &str| batch.column(column_index(name));
-        self.add_strings(SCOPE_INTRINSIC, "rootName", "string", column(col::TRACE_ROOT_NAME));
-        self.add_strings(SCOPE_INTRINSIC, "rootServiceName", "string", column(col::TRACE_ROOT_SERVICE));
+    /// Adds the trace-level root names and services (columns
+    /// `trace_root_name` and `trace_root_service` of prepared spans).
+    pub fn add_trace_roots(&mut self, root_names: &ArrayRef, root_services: &ArrayRef) {
+        self.add_strings(SCOPE_INTRINSIC, "rootName", "string", root_names);
+        self.add_strings(SCOPE_INTRINSIC, "rootServiceName", "string", root_services);
     }
 
     /// Adds everything of `other`.
@@ -552,7 +553,8 @@ mod tests {
         // which values a truncated tag kept may differ.
         let mut from_received = TagSummary::default();
         from_received.add_spans(&received).unwrap();
-        from_received.add_trace_roots(&batch);
+        let column = |name: &str| batch.column(column_index(name));
+        from_received.add_trace_roots(column(col::TRACE_ROOT_NAME), column(col::TRACE_ROOT_SERVICE));
         let without_truncated_values = |mut s: TagSummary| {
             s.scopes.values_mut().flat_map(|tags| tags.values_mut()).filter(|t| t.truncated).for_each(|t| t.values.clear());
             s
