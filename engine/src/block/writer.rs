@@ -41,7 +41,7 @@ pub fn prepare_block(batches: &[RecordBatch]) -> Result<RecordBatch> {
 /// Span batches laid out as a block before their rows are copied: the
 /// rows in block order and the nested-set and trace-level columns of that
 /// order. A flush gathers the rows a slice at a time ([`BlockPlan::rows`]),
-/// so a sealed head is never held twice in memory (raw and sorted).
+/// so it never holds a sorted copy of a whole head beside the head.
 pub struct BlockPlan {
     /// (batch, row) of each block row, in block order.
     rows: Vec<(usize, usize)>,
