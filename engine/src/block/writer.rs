@@ -114,12 +114,7 @@ fn fsb_of(array: &ArrayRef) -> Result<FixedSizeBinaryArray> {
 }
 
 fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
-    batch
-        .column(column_index(name))
-        .as_any()
-        .downcast_ref::<FixedSizeBinaryArray>()
-        .cloned()
-        .ok_or_else(|| Error::internal(format!("{name} is not fixed-size binary")))
+    fsb_of(batch.column(column_index(name)))
 }
 
 /// The rows of `batches` as (batch, row) in block order (trace id, start
