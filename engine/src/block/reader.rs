@@ -24,6 +24,7 @@ use crate::storage::Layout;
 /// metadata cache when one is given. (DataFusion's own reader is a
 /// `Box<dyn AsyncFileReader + Send>`, which arrow-rs' stream builder does
 /// not take, and arrow-rs' `ParquetObjectReader` is deprecated.)
+#[derive(Clone)]
 pub(crate) struct BlockReader {
     store: Arc<dyn ObjectStore>,
     object: ObjectMeta,
