@@ -253,7 +253,7 @@ async fn generate(
 
 async fn traceql(config: config::Config, tenant: String, text: String, explain: bool, limit: usize, spss: usize) -> spanlake::error::Result<()> {
     use spanlake::error::Error;
-    use spanlake_traceql::search::{SearchRequest, most_recent_traces_plan, plan_search, search};
+    use spanlake_traceql::search::{SearchRequest, first_pass_session, most_recent_traces_plan, plan_search, search};
     let query = spanlake::http::search::parse_query(&text)?;
     let engine = spanlake_engine::open_read_only(&config.storage).await?;
     let ctx = engine.session(&tenant)?;
@@ -272,7 +272,7 @@ async fn traceql(config: config::Config, tenant: String, text: String, explain: 
         println!("== matched spans: logical plan as compiled ==\n{}\n", plan.plan.display_indent());
         // What the search runs first: the most recent matching traces.
         let first_pass = most_recent_traces_plan(&plan.plan, limit).map_err(plan_error)?;
-        let df = ctx.execute_logical_plan(first_pass).await.map_err(spanlake_engine::Error::from)?;
+        let df = first_pass_session(&ctx).execute_logical_plan(first_pass).await.map_err(spanlake_engine::Error::from)?;
         let explained = df.explain(false, false).map_err(spanlake_engine::Error::from)?.collect().await.map_err(spanlake_engine::Error::from)?;
         let table = arrow::util::pretty::pretty_format_batches(&explained).map_err(spanlake_engine::Error::from)?;
         println!("== first pass (most recent traces): optimized logical and physical plans ==\n{table}");

@@ -198,7 +198,7 @@ async fn streaming_search_over_grpc_on_the_http_port() {
 }
 
 #[tokio::test]
-async fn explain_shows_pushdown_into_parquet() {
+async fn explain_shows_the_first_pass_pruning_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), Options::default());
     assert_eq!(post_otlp(&server, vec![trace(random_trace_id(), "api", &[(1, None, "GET /"), (2, Some(1), "db")])], None).await.0, 200);
@@ -212,15 +212,17 @@ async fn explain_shows_pushdown_into_parquet() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let scan = text.lines().find(|l| l.contains("DataSourceExec") && l.contains("parquet")).unwrap_or_else(|| panic!("{text}"));
-    // The filter is evaluated inside the Parquet scan (row groups pruned by
-    // statistics, rows by late materialisation) and only the columns the
-    // first pass returns leave it.
+    // The first pass prunes row groups and pages with the filter inside the
+    // Parquet scan, reads only the columns it needs, and evaluates the
+    // filter on whole batches above the scan (no late materialisation: see
+    // `first_pass_session`).
     let projection = scan.split("projection=[").nth(1).and_then(|p| p.split(']').next()).unwrap_or_else(|| panic!("{scan}"));
     let mut columns: Vec<&str> = projection.split(", ").collect();
     columns.sort();
-    assert_eq!(columns, ["trace_id", "trace_start_unix_nano"], "{scan}");
+    assert_eq!(columns, ["duration_nano", "http_method", "trace_id", "trace_start_unix_nano"], "{scan}");
     assert!(scan.contains("predicate=http_method@") && scan.contains("duration_nano@"), "{scan}");
     assert!(scan.contains("pruning_predicate="), "{scan}");
+    assert!(text.lines().any(|l| l.contains("FilterExec: http_method@")), "{text}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanlake"))
         .args(["traceql", "--config"])
