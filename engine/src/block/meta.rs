@@ -14,6 +14,11 @@ pub struct BlockMeta {
     pub min_start_unix_nano: i64,
     /// Latest span end in the block.
     pub max_end_unix_nano: i64,
+    /// Latest span start in the block (a span's end can precede its start:
+    /// OTLP keeps what the client sent). `None` in blocks written before
+    /// this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_start_unix_nano: Option<i64>,
     /// Smallest and largest trace id, hex.
     pub min_trace_id: String,
     pub max_trace_id: String,

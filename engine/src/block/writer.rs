@@ -518,6 +518,7 @@ pub struct BlockWriter {
     min_trace_id: Option<[u8; 16]>,
     last_trace_id: Option<[u8; 16]>,
     min_start: i64,
+    max_start: i64,
     max_end: i64,
 }
 
@@ -543,6 +544,7 @@ impl BlockWriter {
             min_trace_id: None,
             last_trace_id: None,
             min_start: i64::MAX,
+            max_start: i64::MIN,
             max_end: i64::MIN,
         })
     }
@@ -581,6 +583,7 @@ impl BlockWriter {
         };
         for (start, duration) in starts.values().iter().zip(durations.values()) {
             self.min_start = self.min_start.min(*start);
+            self.max_start = self.max_start.max(*start);
             self.max_end = self.max_end.max(start.wrapping_add(*duration));
         }
         if self.summarise {
@@ -616,6 +619,7 @@ impl BlockWriter {
             schema_version: SCHEMA_VERSION,
             min_start_unix_nano: self.min_start,
             max_end_unix_nano: self.max_end,
+            max_start_unix_nano: Some(self.max_start),
             min_trace_id: hex::encode(min_trace_id),
             max_trace_id: hex::encode(max_trace_id),
             span_count: self.spans,

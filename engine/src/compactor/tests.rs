@@ -328,6 +328,7 @@ fn live_block(id: u128, level: u32, end_secs: i64, size_bytes: u64) -> Arc<LiveB
         schema_version: crate::schema::SCHEMA_VERSION,
         min_start_unix_nano: (end_secs - 10) * 1_000_000_000,
         max_end_unix_nano: end_secs * 1_000_000_000,
+        max_start_unix_nano: None,
         min_trace_id: "00".repeat(16),
         max_trace_id: "ff".repeat(16),
         span_count: 1,

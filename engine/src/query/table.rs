@@ -3,11 +3,14 @@
 //! their meta first (trace-id range, time range) and their tag summary
 //! (attribute equalities, see [`super::tag_pruning`]); DataFusion then prunes
 //! row groups and pages by statistics and bloom filters, since every filter
-//! is pushed into the Parquet scan.
+//! is pushed into the Parquet scan. A bound on span start times that every
+//! span the table reads meets (a metrics query's range over the blocks of
+//! that range) is dropped instead of evaluated on every row.
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::AsArray;
+use arrow::datatypes::{Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
@@ -26,7 +29,7 @@ use datafusion::physical_plan::union::UnionExec;
 use super::indexed_reader::IndexedReaderFactory;
 use super::tag_pruning::{TagEquality, tag_equalities};
 use crate::block::LiveBlock;
-use crate::schema::{col, span_schema};
+use crate::schema::{col, column_index, span_schema};
 use crate::storage::Layout;
 
 /// Where the `spans` table of one tenant gets its data.
@@ -95,6 +98,27 @@ impl SpansTable {
         self.include_blocks && self.block_time_range.is_none_or(|(start, end)| block.meta.overlaps(start, end))
     }
 
+    /// The earliest and latest start of every span the table reads: the
+    /// read blocks' metas and the unflushed spans' starts. `None` when the
+    /// table is not pinned (a scan could then read other data than this
+    /// answer describes), reads nothing, or a block predates
+    /// `max_start_unix_nano`.
+    fn start_bounds(&self) -> Option<(i64, i64)> {
+        let (unflushed, blocks) = self.pinned.as_ref()?;
+        let from_blocks = blocks
+            .iter()
+            .filter(|block| self.reads_block(block))
+            .map(|block| Some((block.meta.min_start_unix_nano, block.meta.max_start_unix_nano?)));
+        let from_unflushed = unflushed.iter().filter(|batch| batch.num_rows() > 0).map(|batch| {
+            let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>()?;
+            Some((arrow::compute::min(starts)?, arrow::compute::max(starts)?))
+        });
+        from_blocks.chain(from_unflushed).try_fold(None, |bounds: Option<(i64, i64)>, part| {
+            let (low, high) = part?;
+            Some(Some(bounds.map_or((low, high), |(l, h)| (l.min(low), h.max(high)))))
+        })?
+    }
+
     fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>], equalities: &[TagEquality]) -> bool {
         self.reads_block(block)
             && trace_ids.iter().all(|any_of| any_of.iter().any(|id| block.may_contain_trace(id)))
@@ -133,6 +157,36 @@ fn pinned_trace_ids(filters: &[Expr]) -> Vec<Vec<Vec<u8>>> {
     equalities.chain(in_lists).collect()
 }
 
+/// `start_unix_nano <op> <literal>`, the span-start bound of a metrics range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StartBound {
+    op: Operator,
+    value: i64,
+}
+
+impl StartBound {
+    /// Whether every start in `[low, high]` meets the bound.
+    fn holds_for(self, (low, high): (i64, i64)) -> bool {
+        match self.op {
+            Operator::GtEq => low >= self.value,
+            Operator::Gt => low > self.value,
+            Operator::LtEq => high <= self.value,
+            Operator::Lt => high < self.value,
+            _ => false,
+        }
+    }
+}
+
+fn start_bound(filter: &Expr) -> Option<StartBound> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else { return None };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(ScalarValue::Int64(Some(value)), _)) if c.name == col::START_UNIX_NANO => {
+            Some(StartBound { op: *op, value: *value })
+        }
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl TableProvider for SpansTable {
     fn schema(&self) -> SchemaRef {
@@ -144,8 +198,21 @@ impl TableProvider for SpansTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        // Pruning is approximate: DataFusion keeps its own filter above the scan.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // Pruning is approximate: DataFusion keeps its own filter above the
+        // scan. A start-time bound that every span read meets is exact (the
+        // scan needs nothing to apply it), so DataFusion drops it: a metrics
+        // query otherwise decodes every span's start to test its range (on
+        // `small`, 20.5 → 13 server CPU-ms).
+        let bounds = std::cell::OnceCell::new();
+        Ok(filters
+            .iter()
+            .map(|filter| match start_bound(filter) {
+                Some(bound) if bounds.get_or_init(|| self.start_bounds()).is_some_and(|b| bound.holds_for(b)) => {
+                    TableProviderFilterPushDown::Exact
+                }
+                _ => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -197,5 +264,92 @@ impl TableProvider for SpansTable {
             0 => Ok(Arc::new(EmptyExec::new(datafusion::common::project_schema(&schema, projection)?))),
             _ => UnionExec::try_new(inputs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col as column, lit};
+    use object_store::ObjectStore;
+    use object_store::memory::InMemory;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    use super::*;
+    use crate::block::{prepare_block, write_block};
+    use crate::config::BlockConfig;
+    use crate::convert::resource_spans_to_batch;
+
+    /// Fixed data, as the ingester and catalog would give it.
+    #[derive(Debug)]
+    struct Fixed(Vec<arrow::record_batch::RecordBatch>, Arc<Vec<Arc<LiveBlock>>>);
+
+    impl SpanSource for Fixed {
+        fn unflushed(&self, _: &str) -> Vec<arrow::record_batch::RecordBatch> {
+            self.0.clone()
+        }
+        fn blocks(&self, _: &str) -> Arc<Vec<Arc<LiveBlock>>> {
+            self.1.clone()
+        }
+    }
+
+    /// Spans starting at `starts` (unix nanos), each ending before it starts
+    /// (OTLP allows it), in one batch.
+    fn spans(starts: &[u64]) -> arrow::record_batch::RecordBatch {
+        let spans = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| Span {
+                trace_id: vec![i as u8 + 1; 16],
+                span_id: vec![i as u8 + 1; 8],
+                start_time_unix_nano: start,
+                end_time_unix_nano: start - 5,
+                ..Default::default()
+            })
+            .collect();
+        let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
+        resource_spans_to_batch(&[rs]).unwrap().0
+    }
+
+    fn table(unflushed: Vec<arrow::record_batch::RecordBatch>, blocks: Vec<Arc<LiveBlock>>) -> SpansTable {
+        let source = Arc::new(Fixed(unflushed, Arc::new(blocks)));
+        SpansTable::new("t", source, ObjectStoreUrl::parse("memory://").unwrap(), Layout::new(""))
+    }
+
+    fn pushdown(table: &SpansTable, filter: Expr) -> TableProviderFilterPushDown {
+        table.supports_filters_pushdown(&[&filter]).unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn start_bounds_every_span_meets_are_exact_and_others_inexact() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let block = write_block(&store, &Layout::new(""), &BlockConfig::default(), "t", &prepare_block(&[spans(&[100, 200])]).unwrap(), None, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!((block.meta.min_start_unix_nano, block.meta.max_start_unix_nano), (100, Some(200)));
+        assert_eq!(block.meta.max_end_unix_nano, 195, "ends before the latest start");
+        let pinned = table(vec![spans(&[150, 250])], vec![Arc::new(block.clone())]).pinned();
+        let start = || column(col::START_UNIX_NANO);
+        for (filter, exact) in [
+            (start().gt_eq(lit(100i64)), true),
+            (start().gt_eq(lit(101i64)), false),
+            (start().gt(lit(99i64)), true),
+            (start().lt(lit(251i64)), true),
+            (start().lt(lit(250i64)), false, ),
+            (start().lt_eq(lit(250i64)), true),
+            (column(col::DURATION_NANO).gt_eq(lit(0i64)), false),
+            (start().eq(lit(100i64)), false),
+        ] {
+            let expected = if exact { TableProviderFilterPushDown::Exact } else { TableProviderFilterPushDown::Inexact };
+            assert_eq!(pushdown(&pinned, filter.clone()), expected, "{filter}");
+        }
+        // Unpinned: a scan may read data that arrived after planning.
+        assert_eq!(pushdown(&table(Vec::new(), vec![Arc::new(block.clone())]), start().gt_eq(lit(0i64))), TableProviderFilterPushDown::Inexact);
+        // A block written before max_start_unix_nano existed says nothing.
+        let mut old = block.clone();
+        old.meta.max_start_unix_nano = None;
+        assert_eq!(pushdown(&table(Vec::new(), vec![Arc::new(old)]).pinned(), start().lt(lit(1000i64))), TableProviderFilterPushDown::Inexact);
+        // Blocks the table does not read do not count.
+        let outside = table(Vec::new(), vec![Arc::new(block)]).with_block_time_range(1000, 2000).pinned();
+        assert_eq!(pushdown(&outside, start().gt_eq(lit(0i64))), TableProviderFilterPushDown::Inexact, "reads nothing");
     }
 }
