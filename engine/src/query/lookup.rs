@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, Scalar};
-use arrow::compute::concat_batches;
+use arrow::compute::{concat_batches, prep_null_mask_filter};
 use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::Schema;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
@@ -68,14 +68,24 @@ async fn block_rows_in_parts(files: &BlockFiles, block: &LiveBlock, trace_id: &[
     let Some((row_groups, pages)) = trace_pages(metadata.metadata(), metadata.schema(), trace_id)? else {
         return Ok(Vec::new());
     };
-    let Some(rows) = trace_rows(&reader, &metadata, &row_groups, pages, trace_id).await? else {
+    let Some(rows) = trace_rows(&reader, &metadata, &row_groups, pages, trace_id)
+        .await
+        .map_err(|e| Error::internal(format!("trace lookup in block {}: {e}", block.meta.block_id)))?
+    else {
         return Ok(Vec::new());
     };
-    let reads = column_parts(&metadata, parts).into_iter().map(|columns| {
-        let read = read_columns(reader.clone(), metadata.clone(), row_groups.clone(), rows.clone(), columns);
-        async move { tokio::spawn(read).await.map_err(|e| Error::internal(format!("trace lookup task: {e}")))? }
-    });
-    let parts = futures::future::try_join_all(reads).await?;
+    // A JoinSet: when the lookup fails or its caller goes away, dropping
+    // the set stops the other reads. Their order does not matter: the
+    // columns are put in schema order by name below.
+    let mut reads = tokio::task::JoinSet::new();
+    for columns in column_parts(&metadata, parts) {
+        reads.spawn(read_columns(reader.clone(), metadata.clone(), row_groups.clone(), rows.clone(), columns));
+    }
+    let in_block = |e: String| Error::internal(format!("trace lookup in block {}: {e}", block.meta.block_id));
+    let mut parts = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        parts.push(read.map_err(|e| in_block(e.to_string()))??);
+    }
     // The trace_id column is the id on every row, as the first read found.
     let trace_ids = FixedSizeBinaryArray::try_from_iter(std::iter::repeat_n(trace_id, rows.row_count()))?;
     let mut fields = vec![Arc::new(metadata.schema().field_with_name(col::TRACE_ID)?.clone())];
@@ -85,7 +95,7 @@ async fn block_rows_in_parts(files: &BlockFiles, block: &LiveBlock, trace_id: &[
         columns.extend(part.columns().iter().cloned());
     }
     let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    let rows = adapt_to_span_schema(&rows).map_err(|e| Error::internal(format!("block {}: {e}", block.meta.block_id)))?;
+    let rows = adapt_to_span_schema(&rows).map_err(in_block)?;
     Ok(vec![rows])
 }
 
@@ -118,7 +128,20 @@ async fn trace_rows(
     }
     let id = trace_id_scalar(trace_id)?;
     let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
-    let matches = batches.iter().map(|batch| eq(batch.column(0), &id)).collect::<std::result::Result<Vec<BooleanArray>, _>>()?;
+    // A null trace_id (a foreign file could hold one) is no match.
+    let matches = batches
+        .iter()
+        .map(|batch| {
+            let matches = eq(batch.column(0), &id)?;
+            Ok(if matches.null_count() > 0 { prep_null_mask_filter(&matches) } else { matches })
+        })
+        .collect::<Result<Vec<BooleanArray>>>()?;
+    let read: usize = matches.iter().map(|m| m.len()).sum();
+    if let Some(pages) = &pages
+        && read != pages.row_count()
+    {
+        return Err(Error::internal(format!("read {read} trace_id values where the page index selects {}", pages.row_count())));
+    }
     let matched = RowSelection::from_filters(&matches);
     if matched.row_count() == 0 {
         return Ok(None);
@@ -316,6 +339,10 @@ mod tests {
 
         let rows = block_rows(&files, &block, &[3; 16]).await.unwrap();
         assert_eq!(names(&rows), ["t3s0", "t3s1", "t3s2"], "a trace spread over two row groups");
+        for parts in [1, 3] {
+            let rows = block_rows_in_parts(&files, &block, &[3; 16], parts).await.unwrap();
+            assert_eq!(names(&rows), ["t3s0", "t3s1", "t3s2"], "in {parts} parts");
+        }
         let left = rows[0].column(column_index(col::NESTED_SET_LEFT));
         assert_eq!(left.null_count(), left.len(), "trace-derived columns are not read");
         assert!(metadata_cache.get(&path).is_some(), "footer cached for the next lookup");
