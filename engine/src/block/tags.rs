@@ -85,7 +85,7 @@ fn render(values: &ArrayRef, i: usize) -> Option<Cow<'_, str>> {
 /// The entries of one map row by content: key bytes and lengths, value
 /// bytes and (for strings) lengths. Equal rows hold equal entries in the
 /// same order.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct MapRow<'a> {
     key_offsets: &'a [i32],
     keys: &'a [u8],
@@ -162,7 +162,7 @@ fn distinct_rows(map: &MapArray) -> Option<Vec<(usize, usize)>> {
         if previous.as_ref() == Some(&content) {
             continue;
         }
-        previous = Some(content.clone());
+        previous = Some(content);
         if seen.insert(content) {
             rows.push((start, end));
         }
@@ -305,13 +305,12 @@ impl TagSummary {
     /// A batch as received keeps the spans of one resource together, which
     /// makes its resource and scope attributes cheapest to summarise.
     pub fn add_spans(&mut self, batch: &RecordBatch) -> Result<()> {
-        let summary = self;
         let column = |name: &str| batch.column(column_index(name));
         for (prefix, scope) in
             [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)]
         {
             let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect();
-            summary.add_attr_maps(scope, &maps, scope != SCOPE_SPAN)?;
+            self.add_attr_maps(scope, &maps, scope != SCOPE_SPAN)?;
         }
         for d in DEDICATED_COLUMNS {
             let scope = match d.scope {
@@ -325,15 +324,15 @@ impl TagSummary {
                     let mut seen: HashSet<i64> = HashSet::new();
                     for v in values.as_primitive::<Int64Type>().iter().flatten() {
                         if seen.insert(v) {
-                            summary.tag(scope, d.key).insert("int", &v.to_string());
+                            self.tag(scope, d.key).insert("int", &v.to_string());
                         }
                     }
                 }
-                DataType::Utf8 => summary.add_strings(scope, d.key, "string", values),
+                DataType::Utf8 => self.add_strings(scope, d.key, "string", values),
                 _ => {
                     for i in 0..values.len() {
                         if let Some(v) = render(values, i) {
-                            summary.tag(scope, d.key).insert("string", &v);
+                            self.tag(scope, d.key).insert("string", &v);
                         }
                     }
                 }
@@ -345,18 +344,18 @@ impl TagSummary {
                 .iter()
                 .map(|s| items.column_by_name(&format!("{}_{s}", col::ATTRS)).ok_or_else(|| Error::internal("no attrs")))
                 .collect::<Result<_>>()?;
-            summary.add_attr_maps(scope, &maps, false)?;
+            self.add_attr_maps(scope, &maps, false)?;
             if scope == SCOPE_EVENT
                 && let Some(names) = items.column_by_name(col::NAME)
             {
-                summary.add_strings(SCOPE_INTRINSIC, "event:name", "string", names);
+                self.add_strings(SCOPE_INTRINSIC, "event:name", "string", names);
             }
         }
-        summary.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME));
-        summary.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE));
-        summary.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
-        summary.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
-        summary.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
+        self.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME));
+        self.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE));
+        self.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
+        self.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
+        self.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
         Ok(())
     }
 

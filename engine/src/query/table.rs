@@ -113,10 +113,12 @@ impl SpansTable {
             let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>()?;
             Some((arrow::compute::min(starts)?, arrow::compute::max(starts)?))
         });
-        from_blocks.chain(from_unflushed).try_fold(None, |bounds: Option<(i64, i64)>, part| {
+        let mut bounds: Option<(i64, i64)> = None;
+        for part in from_blocks.chain(from_unflushed) {
             let (low, high) = part?;
-            Some(Some(bounds.map_or((low, high), |(l, h)| (l.min(low), h.max(high)))))
-        })?
+            bounds = Some(bounds.map_or((low, high), |(l, h)| (l.min(low), h.max(high))));
+        }
+        bounds
     }
 
     fn block_may_match(&self, block: &LiveBlock, trace_ids: &[Vec<Vec<u8>>], equalities: &[TagEquality]) -> bool {
