@@ -6,7 +6,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use spanlake_engine::Engine;
 use spanlake_engine::config::{CompactionConfig, IngesterConfig, StorageConfig};
-use spanlake_engine::convert::resource_spans_to_batch;
+use spanlake_engine::convert::convert_request;
 use spanlake_engine::metrics::EngineMetrics;
 
 fn config(dir: &std::path::Path) -> (StorageConfig, IngesterConfig) {
@@ -34,9 +34,9 @@ fn spans(trace: u8, ids: &[(u8, Option<u8>)]) -> Vec<ResourceSpans> {
 }
 
 async fn append(engine: &Engine, tenant: &str, rs: Vec<ResourceSpans>) {
-    let (batch, rejected) = resource_spans_to_batch(&rs).unwrap();
+    let (spans, rejected) = convert_request(&rs).unwrap();
     assert!(rejected.is_empty());
-    engine.ingester.append(tenant, batch).await.unwrap();
+    engine.ingester.append(tenant, spans).await.unwrap();
 }
 
 async fn span_names(engine: &Engine, tenant: &str, trace: u8) -> Vec<String> {

@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use spanlake_engine::convert::resource_spans_to_batch;
+use spanlake_engine::convert::convert_request;
 use spanlake_engine::ingester::{Ingester, validate_tenant};
 
 use crate::error::Result;
@@ -207,9 +207,9 @@ impl Distributor {
     }
 
     async fn push_inner(&self, tenant: &str, spans: &[ResourceSpans]) -> Result<PushOutcome> {
-        let (batch, rejected) = resource_spans_to_batch(spans)?;
-        let accepted_spans = batch.num_rows() as u64;
-        self.ingester.append(tenant, batch).await?;
+        let (received, rejected) = convert_request(spans)?;
+        let accepted_spans = received.batch.num_rows() as u64;
+        self.ingester.append(tenant, received).await?;
         Ok(PushOutcome {
             accepted_spans,
             rejected_spans: rejected.len() as u64,

@@ -45,7 +45,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use datafusion::prelude::SessionContext;
 use spanlake_engine::Engine;
 use spanlake_engine::config::{CompactionConfig, IngesterConfig, StorageConfig};
-use spanlake_engine::convert::resource_spans_to_batch;
+use spanlake_engine::convert::convert_request;
 use spanlake_engine::metrics::EngineMetrics;
 use spanlake_traceql::ast::Query;
 use spanlake_traceql::search::{SearchRequest, plan_search, search};
@@ -374,9 +374,9 @@ async fn run_file(path: PathBuf) -> Vec<String> {
     storage.trace.wal.path = dir.path().join("wal");
     let ingester = IngesterConfig { max_block_duration: Duration::from_secs(3600), ..Default::default() };
     let engine = Engine::open(&storage, &ingester, &CompactionConfig::default(), EngineMetrics::default()).await.unwrap();
-    let (batch, rejected) = resource_spans_to_batch(&request).unwrap();
+    let (spans, rejected) = convert_request(&request).unwrap();
     assert!(rejected.is_empty(), "{rejected:?}");
-    engine.ingester.append(TENANT, batch).await.unwrap();
+    engine.ingester.append(TENANT, spans).await.unwrap();
 
     let mut failures = Vec::new();
     for phase in ["head", "blocks"] {

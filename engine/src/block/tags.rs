@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
-use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array};
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
 use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
@@ -157,8 +158,9 @@ fn distinct_rows(map: &MapArray) -> Option<Vec<(usize, usize)>> {
             value_offsets: row_values.0,
             values: row_values.1,
         };
-        // The spans of a resource are adjacent in a batch as received:
-        // comparing with the row before (in cache) skips the hash lookup.
+        // Spans of one resource often follow each other (those of a trace in
+        // one service): comparing with the row before (in cache) skips the
+        // hash lookup.
         if previous.as_ref() == Some(&content) {
             continue;
         }
@@ -168,6 +170,16 @@ fn distinct_rows(map: &MapArray) -> Option<Vec<(usize, usize)>> {
         }
     }
     Some(rows)
+}
+
+/// Which rows of a map column to summarise.
+#[derive(Clone, Copy)]
+enum MapRows<'a> {
+    All,
+    /// Each distinct row once (resource and scope attributes, the same on
+    /// every span of a resource).
+    Distinct,
+    These(&'a [u32]),
 }
 
 impl TagSummary {
@@ -183,17 +195,17 @@ impl TagSummary {
         tags.get_mut(name).expect("inserted above")
     }
 
-    /// Adds every entry of a map column. With `repeated_rows` (resource and
-    /// scope attributes, the same on every span of a resource), each
-    /// distinct row is looked at once; every distinct entry then goes
-    /// through the summary's ordered maps once, in the order it first occurs.
-    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str, repeated_rows: bool) {
+    /// Adds the entries of `rows` of a map column. Every distinct entry
+    /// goes through the summary's ordered maps once, in the order it first occurs.
+    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str, rows: MapRows<'_>) {
         let keys = map.keys().as_string::<i32>();
         let values = map.values();
         let offsets = map.value_offsets();
-        let rows = match repeated_rows.then(|| distinct_rows(map)).flatten() {
-            Some(rows) => rows,
-            None => vec![(offsets[0] as usize, offsets[map.len()] as usize)],
+        let whole = || vec![(offsets[0] as usize, offsets[map.len()] as usize)];
+        let rows = match rows {
+            MapRows::All => whole(),
+            MapRows::Distinct => distinct_rows(map).unwrap_or_else(whole),
+            MapRows::These(rows) => rows.iter().map(|&r| (offsets[r as usize] as usize, offsets[r as usize + 1] as usize)).collect(),
         };
         let entries = rows.into_iter().flat_map(|(start, end)| start..end);
         let Some(ty) = typed_suffix(suffix) else {
@@ -257,10 +269,10 @@ impl TagSummary {
         }
     }
 
-    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef], repeated_rows: bool) -> Result<()> {
+    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef], rows: MapRows<'_>) -> Result<()> {
         for (column, suffix) in columns.iter().zip(ATTR_MAP_SUFFIXES) {
             let map = column.as_map_opt().ok_or_else(|| Error::internal("attribute column is not a map"))?;
-            self.add_map(scope, map, suffix, repeated_rows);
+            self.add_map(scope, map, suffix, rows);
         }
         Ok(())
     }
@@ -302,22 +314,65 @@ impl TagSummary {
 
     /// Adds everything of a span batch but the trace-level root name and
     /// service, which only prepared batches hold (see [`Self::add_trace_roots`]).
-    /// A batch as received keeps the spans of one resource together, which
-    /// makes its resource and scope attributes cheapest to summarise.
     pub fn add_spans(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.add_resources(batch, None)?;
+        self.add_span_tags(batch)
+    }
+
+    /// Adds the resource and instrumentation-scope attributes of a span
+    /// batch. With `rows`, only those rows are looked at: rows that hold
+    /// every distinct resource and scope of the batch, as
+    /// [`ReceivedSpans::resource_rows`](crate::convert::ReceivedSpans) lists them.
+    pub fn add_resources(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<()> {
         let column = |name: &str| batch.column(column_index(name));
-        for (prefix, scope) in
-            [(col::SPAN_ATTRS, SCOPE_SPAN), (col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)]
-        {
+        let map_rows = rows.map_or(MapRows::Distinct, MapRows::These);
+        for (prefix, scope) in [(col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)] {
             let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect();
-            self.add_attr_maps(scope, &maps, scope != SCOPE_SPAN)?;
+            self.add_attr_maps(scope, &maps, map_rows)?;
         }
-        for d in DEDICATED_COLUMNS {
+        let rows = rows.map(|rows| UInt32Array::from(rows.to_vec()));
+        self.add_dedicated(AttrScope::Resource, |name| match &rows {
+            Some(rows) => Ok(take(batch.column(column_index(name)), rows, None)?),
+            None => Ok(batch.column(column_index(name)).clone()),
+        })
+    }
+
+    /// Adds everything of a span batch but its resource and scope
+    /// attributes ([`Self::add_resources`]) and trace-level columns.
+    pub fn add_span_tags(&mut self, batch: &RecordBatch) -> Result<()> {
+        let column = |name: &str| batch.column(column_index(name));
+        let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{}_{s}", col::SPAN_ATTRS))).collect();
+        self.add_attr_maps(SCOPE_SPAN, &maps, MapRows::All)?;
+        self.add_dedicated(AttrScope::Span, |name| Ok(batch.column(column_index(name)).clone()))?;
+        for (list, scope) in [(col::EVENTS, SCOPE_EVENT), (col::LINKS, SCOPE_LINK)] {
+            let items: &StructArray = column(list).as_list::<i32>().values().as_struct();
+            let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES
+                .iter()
+                .map(|s| items.column_by_name(&format!("{}_{s}", col::ATTRS)).ok_or_else(|| Error::internal("no attrs")))
+                .collect::<Result<_>>()?;
+            self.add_attr_maps(scope, &maps, MapRows::All)?;
+            if scope == SCOPE_EVENT
+                && let Some(names) = items.column_by_name(col::NAME)
+            {
+                self.add_strings(SCOPE_INTRINSIC, "event:name", "string", names);
+            }
+        }
+        self.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME));
+        self.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE));
+        self.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
+        self.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
+        self.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
+        Ok(())
+    }
+
+    /// Adds the dedicated attribute columns of `attr_scope`, read by `column`.
+    fn add_dedicated(&mut self, attr_scope: AttrScope, column: impl Fn(&str) -> Result<ArrayRef>) -> Result<()> {
+        for d in DEDICATED_COLUMNS.iter().filter(|d| d.scope == attr_scope) {
             let scope = match d.scope {
                 AttrScope::Span => SCOPE_SPAN,
                 AttrScope::Resource => SCOPE_RESOURCE,
             };
-            let values = column(d.column);
+            let values = &column(d.column)?;
             match values.data_type() {
                 DataType::Int64 => {
                     // Each distinct value once, in the order it first occurs.
@@ -338,24 +393,6 @@ impl TagSummary {
                 }
             }
         }
-        for (list, scope) in [(col::EVENTS, SCOPE_EVENT), (col::LINKS, SCOPE_LINK)] {
-            let items: &StructArray = column(list).as_list::<i32>().values().as_struct();
-            let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES
-                .iter()
-                .map(|s| items.column_by_name(&format!("{}_{s}", col::ATTRS)).ok_or_else(|| Error::internal("no attrs")))
-                .collect::<Result<_>>()?;
-            self.add_attr_maps(scope, &maps, false)?;
-            if scope == SCOPE_EVENT
-                && let Some(names) = items.column_by_name(col::NAME)
-            {
-                self.add_strings(SCOPE_INTRINSIC, "event:name", "string", names);
-            }
-        }
-        self.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME));
-        self.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE));
-        self.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
-        self.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
-        self.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ mod from_arrow;
 mod to_arrow;
 
 pub use from_arrow::batches_to_resource_spans;
-pub use to_arrow::{SpanBatchBuilder, resource_spans_to_batch, validate_span};
+pub use to_arrow::{ReceivedSpans, SpanBatchBuilder, convert_request, resource_spans_to_batch, validate_span};
 
 #[cfg(test)]
 mod tests {
@@ -242,5 +242,56 @@ mod tests {
             sized.get_array_memory_size(),
             grown.get_array_memory_size()
         );
+    }
+
+    #[test]
+    fn a_request_is_converted_in_block_order_with_a_row_of_each_resource_and_scope() {
+        use crate::block::TagSummary;
+        let span = |trace: u8, start: u64, id: u8| Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            start_time_unix_nano: start,
+            ..Default::default()
+        };
+        let resource = |service: &str| {
+            Some(Resource {
+                attributes: vec![
+                    KeyValue { key: "service.name".into(), value: Some(AnyValue { value: Some(Value::StringValue(service.into())) }), ..Default::default() },
+                    KeyValue { key: "host".into(), value: Some(AnyValue { value: Some(Value::IntValue(service.len() as i64)) }), ..Default::default() },
+                ],
+                ..Default::default()
+            })
+        };
+        let scope = |name: &str, spans: Vec<Span>| ScopeSpans {
+            scope: Some(InstrumentationScope { name: name.into(), ..Default::default() }),
+            spans,
+            ..Default::default()
+        };
+        let request = vec![
+            ResourceSpans {
+                resource: resource("front"),
+                scope_spans: vec![scope("http", vec![span(2, 5, 1), span(1, 9, 2)]), scope("db", vec![span(2, 1, 3), span(0, 1, 9)])],
+                ..Default::default()
+            },
+            ResourceSpans { resource: resource("cart"), scope_spans: vec![scope("http", vec![span(1, 3, 4), span(2, 5, 0)])], ..Default::default() },
+        ];
+        let (received, rejected) = convert_request(&request).unwrap();
+        assert_eq!(rejected.len(), 2, "all-zero trace and span ids");
+        let ids = |name: &str| -> Vec<u8> {
+            let column = received.batch.column(crate::schema::column_index(name));
+            let ids = column.as_any().downcast_ref::<arrow::array::FixedSizeBinaryArray>().unwrap();
+            ids.iter().map(|id| id.unwrap()[0]).collect()
+        };
+        assert_eq!(ids("trace_id"), [1, 1, 2, 2]);
+        assert_eq!(ids("span_id"), [4, 2, 3, 1], "by trace, then start");
+        // Rows 0, 1 and 2 hold (cart, http), (front, http) and (front, db).
+        let rows = received.resource_rows.clone().unwrap();
+        assert_eq!(rows.as_ref(), [1, 2, 0], "the first row of each scope, in request order");
+        let mut from_rows = TagSummary::default();
+        from_rows.add_resources(&received.batch, Some(&rows)).unwrap();
+        let mut from_all = TagSummary::default();
+        from_all.add_resources(&received.batch, None).unwrap();
+        assert_eq!(from_rows, from_all);
+        assert_eq!(from_all.scopes["resource"]["service.name"].values["string"].len(), 2);
     }
 }

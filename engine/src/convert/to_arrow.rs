@@ -9,9 +9,9 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Fields};
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::attrs::{AttrMapsBuilder, AttrsSize, SplitAttrs};
 use crate::error::{Error, Result};
@@ -61,16 +61,6 @@ impl DedicatedBuilder {
             (DedicatedBuilder::Int(b), Some(Value::IntValue(i))) => b.append_value(*i),
             (DedicatedBuilder::Str(b), _) => b.append_null(),
             (DedicatedBuilder::Int(b), _) => b.append_null(),
-        }
-    }
-
-    /// Appends `value` `n` times.
-    fn append_n(&mut self, value: Option<&Value>, n: usize) {
-        match (self, value) {
-            (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => (0..n).for_each(|_| b.append_value(s)),
-            (DedicatedBuilder::Int(b), Some(Value::IntValue(i))) => b.append_value_n(*i, n),
-            (DedicatedBuilder::Str(b), _) => b.append_nulls(n),
-            (DedicatedBuilder::Int(b), _) => b.append_nulls(n),
         }
     }
 
@@ -169,15 +159,6 @@ fn append_opt_str(b: &mut StringBuilder, s: &str) {
     if s.is_empty() { b.append_null() } else { b.append_value(s) }
 }
 
-/// Appends `s` (or null when empty) `n` times.
-fn append_opt_str_n(b: &mut StringBuilder, s: &str, n: usize) {
-    if s.is_empty() {
-        b.append_nulls(n)
-    } else {
-        (0..n).for_each(|_| b.append_value(s))
-    }
-}
-
 /// Column builders for the `events` or `links` list: element fields plus offsets.
 struct NestedListBuilder {
     ids: Option<(FixedSizeBinaryBuilder, FixedSizeBinaryBuilder)>,
@@ -256,6 +237,53 @@ impl NestedListBuilder {
         let items = StructArray::try_new(Fields::clone(fields), columns, None)?;
         let offsets = OffsetBuffer::new(std::mem::replace(&mut self.offsets, vec![0]).into());
         Ok(Arc::new(ListArray::try_new(list_item_field(item_type), offsets, Arc::new(items), None)?))
+    }
+}
+
+/// A resource's columns as repeated on each of its spans, split once.
+struct ResourceRow<'a> {
+    dedicated: DedicatedValues<'a>,
+    maps: SplitAttrs<'a>,
+    dropped_attributes_count: u32,
+    schema_url: &'a str,
+    /// `entity_refs` as JSON, when there are any.
+    entity_refs: Option<String>,
+}
+
+impl<'a> ResourceRow<'a> {
+    fn new(resource_spans: &'a ResourceSpans) -> Result<Self> {
+        static NO_RESOURCE: Resource = Resource { attributes: Vec::new(), dropped_attributes_count: 0, entity_refs: Vec::new() };
+        let resource = resource_spans.resource.as_ref().unwrap_or(&NO_RESOURCE);
+        let entity_refs =
+            if resource.entity_refs.is_empty() { None } else { Some(serde_json::to_string(&resource.entity_refs)?) };
+        let mut dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
+        let maps = SplitAttrs::new(&resource.attributes, take_dedicated(AttrScope::Resource, &mut dedicated))?;
+        Ok(Self {
+            dedicated,
+            maps,
+            dropped_attributes_count: resource.dropped_attributes_count,
+            schema_url: &resource_spans.schema_url,
+            entity_refs,
+        })
+    }
+}
+
+/// An instrumentation scope's columns as repeated on each of its spans, split once.
+struct ScopeRow<'a> {
+    name: &'a str,
+    version: &'a str,
+    maps: SplitAttrs<'a>,
+    dropped_attributes_count: u32,
+    schema_url: &'a str,
+}
+
+impl<'a> ScopeRow<'a> {
+    fn new(scope_spans: &'a ScopeSpans) -> Result<Self> {
+        let (name, version, attributes, dropped_attributes_count) = match &scope_spans.scope {
+            Some(scope) => (scope.name.as_str(), scope.version.as_str(), scope.attributes.as_slice(), scope.dropped_attributes_count),
+            None => ("", "", &[][..], 0),
+        };
+        Ok(Self { name, version, maps: SplitAttrs::new(attributes, |_| false)?, dropped_attributes_count, schema_url: &scope_spans.schema_url })
     }
 }
 
@@ -350,44 +378,68 @@ impl SpanBatchBuilder {
 
     /// Appends every valid span of `resource_spans` (see [`validate_span`]);
     /// each invalid one is skipped and its reason passed to `rejected`.
-    pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, mut rejected: impl FnMut(String)) -> Result<()> {
-        let no_resource = Resource::default();
-        let resource = resource_spans.resource.as_ref().unwrap_or(&no_resource);
-        let entity_refs = if resource.entity_refs.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&resource.entity_refs)?)
-        };
+    pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, rejected: impl FnMut(String)) -> Result<()> {
+        self.append_request(std::slice::from_ref(resource_spans), rejected).map(drop)
+    }
+
+    /// Appends every valid span of a request in block order (trace id,
+    /// start, span id), so that the rows of one trace are adjacent and a
+    /// block is gathered from such batches a trace at a time, not a row at a
+    /// time. Each invalid span is skipped and its reason passed to `rejected`.
+    /// Returns a row (counted from the last [`finish`](Self::finish)) of
+    /// each distinct resource and scope of the spans appended.
+    fn append_request(&mut self, request: &[ResourceSpans], mut rejected: impl FnMut(String)) -> Result<Vec<u32>> {
         // Resource and scope attributes are split once and repeated on each span.
-        let mut resource_dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
-        let resource_maps = SplitAttrs::new(&resource.attributes, take_dedicated(AttrScope::Resource, &mut resource_dedicated))?;
-        for scope_spans in &resource_spans.scope_spans {
-            let no_scope = InstrumentationScope::default();
-            let scope = scope_spans.scope.as_ref().unwrap_or(&no_scope);
-            let rows_before = self.rows;
-            for span in &scope_spans.spans {
-                if let Err(reason) = validate_span(span) {
-                    rejected(reason);
-                    continue;
-                }
-                self.append_span(span)?;
-            }
-            let n = self.rows - rows_before;
-            for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource_dedicated) {
-                if d.scope == AttrScope::Resource {
-                    builder.append_n(value, n);
+        let mut resources = Vec::with_capacity(request.len());
+        let mut scopes = Vec::new();
+        let mut spans: Vec<(&Span, usize, usize)> = Vec::new();
+        for resource_spans in request {
+            resources.push(ResourceRow::new(resource_spans)?);
+            for scope_spans in &resource_spans.scope_spans {
+                scopes.push(ScopeRow::new(scope_spans)?);
+                for span in &scope_spans.spans {
+                    match validate_span(span) {
+                        Ok(()) => spans.push((span, resources.len() - 1, scopes.len() - 1)),
+                        Err(reason) => rejected(reason),
+                    }
                 }
             }
-            self.resource_attrs.append_split(&resource_maps, n)?;
-            self.resource_dropped.append_value_n(resource.dropped_attributes_count, n);
-            append_opt_str_n(&mut self.resource_schema_url, &resource_spans.schema_url, n);
-            append_opt_str_n(&mut self.resource_entity_refs, entity_refs.as_deref().unwrap_or_default(), n);
-            append_opt_str_n(&mut self.scope_name, &scope.name, n);
-            append_opt_str_n(&mut self.scope_version, &scope.version, n);
-            self.scope_attrs.append_split(&SplitAttrs::new(&scope.attributes, |_| false)?, n)?;
-            self.scope_dropped.append_value_n(scope.dropped_attributes_count, n);
-            append_opt_str_n(&mut self.scope_schema_url, &scope_spans.schema_url, n);
         }
+        spans.sort_by(|(a, ..), (b, ..)| {
+            (&a.trace_id, a.start_time_unix_nano, &a.span_id).cmp(&(&b.trace_id, b.start_time_unix_nano, &b.span_id))
+        });
+        // Every scope belongs to one resource: a row of each scope holds both.
+        let mut scope_rows = vec![None; scopes.len()];
+        for (span, resource, scope) in spans {
+            scope_rows[scope].get_or_insert(self.rows as u32);
+            self.append_span(span)?;
+            self.append_resource(&resources[resource])?;
+            self.append_scope(&scopes[scope])?;
+        }
+        Ok(scope_rows.into_iter().flatten().collect())
+    }
+
+    /// Appends the resource columns of one span.
+    fn append_resource(&mut self, resource: &ResourceRow<'_>) -> Result<()> {
+        for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource.dedicated) {
+            if d.scope == AttrScope::Resource {
+                builder.append(value);
+            }
+        }
+        self.resource_attrs.append_split(&resource.maps, 1)?;
+        self.resource_dropped.append_value(resource.dropped_attributes_count);
+        append_opt_str(&mut self.resource_schema_url, resource.schema_url);
+        append_opt_str(&mut self.resource_entity_refs, resource.entity_refs.as_deref().unwrap_or_default());
+        Ok(())
+    }
+
+    /// Appends the instrumentation-scope columns of one span.
+    fn append_scope(&mut self, scope: &ScopeRow<'_>) -> Result<()> {
+        append_opt_str(&mut self.scope_name, scope.name);
+        append_opt_str(&mut self.scope_version, scope.version);
+        self.scope_attrs.append_split(&scope.maps, 1)?;
+        self.scope_dropped.append_value(scope.dropped_attributes_count);
+        append_opt_str(&mut self.scope_schema_url, scope.schema_url);
         Ok(())
     }
 
@@ -471,13 +523,34 @@ impl SpanBatchBuilder {
     }
 }
 
+/// Spans as received, ready to append to a tenant's WAL and head.
+#[derive(Debug, Clone)]
+pub struct ReceivedSpans {
+    /// The spans.
+    pub batch: RecordBatch,
+    /// When known, rows of `batch` that hold every distinct resource and
+    /// instrumentation scope in it: its tag summary reads their attributes
+    /// there instead of comparing those of every span.
+    pub resource_rows: Option<Arc<[u32]>>,
+}
+
+impl From<RecordBatch> for ReceivedSpans {
+    fn from(batch: RecordBatch) -> Self {
+        Self { batch, resource_rows: None }
+    }
+}
+
+/// Converts a whole OTLP request body, keeping only valid spans. Returns
+/// them and the rejected spans' reasons.
+pub fn convert_request(resource_spans: &[ResourceSpans]) -> Result<(ReceivedSpans, Vec<String>)> {
+    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(resource_spans));
+    let mut rejected = Vec::new();
+    let resource_rows = builder.append_request(resource_spans, |reason| rejected.push(reason))?;
+    Ok((ReceivedSpans { batch: builder.finish()?, resource_rows: Some(resource_rows.into()) }, rejected))
+}
+
 /// Converts a whole OTLP request body into one record batch, keeping only
 /// valid spans. Returns the batch and the rejected spans' reasons.
 pub fn resource_spans_to_batch(resource_spans: &[ResourceSpans]) -> Result<(RecordBatch, Vec<String>)> {
-    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(resource_spans));
-    let mut rejected = Vec::new();
-    for rs in resource_spans {
-        builder.append_resource_spans(rs, |reason| rejected.push(reason))?;
-    }
-    Ok((builder.finish()?, rejected))
+    convert_request(resource_spans).map(|(spans, rejected)| (spans.batch, rejected))
 }
