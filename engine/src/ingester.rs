@@ -91,9 +91,9 @@ struct Sealed {
     bytes: AtomicUsize,
     /// WAL segments holding these spans, deleted once the block is written.
     segment_paths: Vec<PathBuf>,
-    /// Parallel to the raw batches when known (empty for replayed WAL
-    /// segments and heads that carried traces on): their
-    /// [`ReceivedSpans::resource_rows`].
+    /// Parallel to the raw batches: their [`ReceivedSpans::resource_rows`]
+    /// (empty for replayed WAL segments; `None` for batches split or carried
+    /// between heads).
     resource_rows: Vec<Option<Arc<[u32]>>>,
     /// How often the spans were prepared (tests check it is once).
     #[cfg(test)]

@@ -208,7 +208,7 @@ impl Distributor {
 
     async fn push_inner(&self, tenant: &str, spans: &[ResourceSpans]) -> Result<PushOutcome> {
         let (received, rejected) = convert_request(spans)?;
-        let accepted_spans = received.batch.num_rows() as u64;
+        let accepted_spans = received.batch().num_rows() as u64;
         self.ingester.append(tenant, received).await?;
         Ok(PushOutcome {
             accepted_spans,

@@ -405,8 +405,9 @@ impl SpanBatchBuilder {
                 }
             }
         }
+        // Starts compare as the block's Int64 column holds them.
         spans.sort_by(|(a, ..), (b, ..)| {
-            (&a.trace_id, a.start_time_unix_nano, &a.span_id).cmp(&(&b.trace_id, b.start_time_unix_nano, &b.span_id))
+            (&a.trace_id, a.start_time_unix_nano as i64, &a.span_id).cmp(&(&b.trace_id, b.start_time_unix_nano as i64, &b.span_id))
         });
         // Every scope belongs to one resource: a row of each scope holds both.
         let mut scope_rows = vec![None; scopes.len()];
@@ -527,11 +528,19 @@ impl SpanBatchBuilder {
 #[derive(Debug, Clone)]
 pub struct ReceivedSpans {
     /// The spans.
-    pub batch: RecordBatch,
+    pub(crate) batch: RecordBatch,
     /// When known, rows of `batch` that hold every distinct resource and
     /// instrumentation scope in it: its tag summary reads their attributes
-    /// there instead of comparing those of every span.
-    pub resource_rows: Option<Arc<[u32]>>,
+    /// there instead of comparing those of every span. Only the conversion
+    /// sets them: a wrong list would make the summary miss attributes.
+    pub(crate) resource_rows: Option<Arc<[u32]>>,
+}
+
+impl ReceivedSpans {
+    /// The spans.
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
 }
 
 impl From<RecordBatch> for ReceivedSpans {
