@@ -103,8 +103,8 @@ struct Sealed {
     on_preparing: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-/// The tag summary of a block of `spans` (as received or prepared), whose
-/// trace-level root names and services are `roots`. Resources and scopes
+/// The tag summary of a block written from a sealed head's batches as
+/// received, whose trace-level root names and services are `roots`. Resources and scopes
 /// are read at the `resource_rows` of a batch (parallel to `spans`) where
 /// known; otherwise each distinct one is found among all its spans (on
 /// `small`, that was 5% of the ingest CPU).
@@ -586,10 +586,7 @@ impl Ingester {
                 if batch.num_rows() == 0 {
                     return Ok(None);
                 }
-                let column = |name| batch.column(column_index(name));
-                let roots = [column(col::TRACE_ROOT_NAME), column(col::TRACE_ROOT_SERVICE)];
-                let tags = summarise(std::slice::from_ref(&batch), &[], roots)?;
-                write_block(store, layout, config, tenant, &batch, Some(tags), segments).await?
+                write_block(store, layout, config, tenant, &batch, None, segments).await?
             }
             SpansToFlush::Raw(raw) => {
                 let sealed = sealed.clone();
@@ -661,8 +658,6 @@ fn first_free_seq(replayed: &[wal::ReplayedSegment], catalog: &BlockCatalog) -> 
     used_max.map_or(1, |seq| seq.saturating_add(1)).max(now)
 }
 
-/// Splits head batches into the rows of traces not in `live` (kept for the
-/// block) and those in it (carried to the next head).
 /// Splits a head's batches (with their resource rows, parallel to them)
 /// into the spans of traces not in `live`, kept for the block, and those
 /// of `live` ones, carried on. A batch without live spans is kept whole,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    Array, ArrayData, ArrayRef, AsArray, MutableArrayData, make_array, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayData, ArrayRef, AsArray, FixedSizeBinaryArray, Int32Array, Int64Array, MutableArrayData, RecordBatch,
+    StringArray, make_array,
 };
 use arrow::datatypes::Int64Type;
 use arrow::compute::{SortColumn, concat, interleave, lexsort_to_indices};
