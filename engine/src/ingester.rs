@@ -592,7 +592,7 @@ impl Ingester {
                 let sealed = sealed.clone();
                 let (plan, tags, raw) = tokio::task::spawn_blocking(move || -> Result<_> {
                     let plan = BlockPlan::new(&raw)?;
-                    let root = |name| plan.trace_column(name).ok_or_else(|| Error::internal("no trace-level column"));
+                    let root = |name| plan.computed_column(name).ok_or_else(|| Error::internal("no trace-level column"));
                     let roots = [root(col::TRACE_ROOT_NAME)?, root(col::TRACE_ROOT_SERVICE)?];
                     let tags = summarise(&raw, &sealed.resource_rows, roots)?;
                     Ok((plan, tags, raw))

@@ -3,6 +3,7 @@
 //! dictionaries, page statistics, bloom filter on trace_id) and then
 //! `meta.json`.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,12 +15,15 @@ use arrow::datatypes::Int64Type;
 use arrow::compute::{SortColumn, concat, interleave, lexsort_to_indices};
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::SortingColumn;
+use parquet::file::metadata::{ParquetMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::meta::{BlockMeta, LiveBlock};
@@ -46,8 +50,12 @@ pub fn prepare_block(batches: &[RecordBatch]) -> Result<RecordBatch> {
 pub struct BlockPlan {
     /// (batch, row) of each block row, in block order.
     rows: Vec<(usize, usize)>,
-    /// The derived columns, by column index, in block order.
-    trace_columns: Vec<(usize, ArrayRef)>,
+    /// `rows` as runs of consecutive rows of one batch.
+    runs: Runs,
+    /// Columns already in block order, by column index: the sort keys and
+    /// the columns the derived ones are computed from (gathered to plan),
+    /// then the derived columns.
+    computed: Vec<(usize, ArrayRef)>,
     /// Distinct traces.
     traces: u64,
 }
@@ -56,33 +64,32 @@ impl BlockPlan {
     /// Sorts and de-duplicates `batches` (only the sort keys and the
     /// columns the derived ones need are gathered here).
     pub fn new(batches: &[RecordBatch]) -> Result<Self> {
-        let batches: Vec<&RecordBatch> = batches.iter().collect();
-        let rows = if batches.iter().all(|b| b.num_rows() == 0) { Vec::new() } else { sorted_unique_rows(&batches)? };
+        let rows = if batches.iter().all(|b| b.num_rows() == 0) { Vec::new() } else { sorted_unique_rows(batches)? };
         let runs = Runs::of(&rows);
-        let gather = |name: &str| -> Result<ArrayRef> {
-            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(column_index(name)).as_ref()).collect();
-            if parts.is_empty() {
-                return Ok(arrow::array::new_empty_array(span_schema().field_with_name(name)?.data_type()));
-            }
-            runs.gather(&parts, &rows)
-        };
+        let mut plan = Self { rows, runs, computed: Vec::new(), traces: 0 };
+        for name in TraceKeys::COLUMNS {
+            let column = plan.column(batches, column_index(name), 0..plan.num_rows())?;
+            plan.computed.push((column_index(name), column));
+        }
+        let key = |name: &str| plan.computed_column(name).cloned().ok_or_else(|| Error::internal("no key column"));
         let keys = TraceKeys {
-            trace_ids: gather(col::TRACE_ID)?,
-            span_ids: gather(col::SPAN_ID)?,
-            parents: gather(col::PARENT_SPAN_ID)?,
-            starts: gather(col::START_UNIX_NANO)?,
-            durations: gather(col::DURATION_NANO)?,
-            services: gather(col::SERVICE_NAME)?,
-            names: gather(col::NAME)?,
+            trace_ids: key(col::TRACE_ID)?,
+            span_ids: key(col::SPAN_ID)?,
+            parents: key(col::PARENT_SPAN_ID)?,
+            starts: key(col::START_UNIX_NANO)?,
+            durations: key(col::DURATION_NANO)?,
+            services: key(col::SERVICE_NAME)?,
+            names: key(col::NAME)?,
         };
-        let traces = count_traces(&fsb_of(&keys.trace_ids)?);
-        Ok(Self { trace_columns: trace_columns(&keys)?, rows, traces })
+        plan.traces = count_traces(&fsb_of(&keys.trace_ids)?);
+        plan.computed.extend(trace_columns(&keys)?);
+        Ok(plan)
     }
 
-    /// A derived column, in block order.
-    pub fn trace_column(&self, name: &str) -> Option<&ArrayRef> {
+    /// A column the plan computed (a derived one, or one it sorted by), in block order.
+    pub fn computed_column(&self, name: &str) -> Option<&ArrayRef> {
         let index = column_index(name);
-        self.trace_columns.iter().find(|(i, _)| *i == index).map(|(_, column)| column)
+        self.computed.iter().find(|(i, _)| *i == index).map(|(_, column)| column)
     }
 
     /// Rows in the block.
@@ -90,31 +97,35 @@ impl BlockPlan {
         self.rows.len()
     }
 
+    /// Block rows `range` of column `index` of `batches` (those the plan
+    /// was made from).
+    pub fn column(&self, batches: &[RecordBatch], index: usize, range: Range<usize>) -> Result<ArrayRef> {
+        if let Some((_, column)) = self.computed.iter().find(|(i, _)| *i == index) {
+            return Ok(column.slice(range.start, range.len()));
+        }
+        if batches.is_empty() {
+            return Ok(arrow::array::new_empty_array(span_schema().field(index).data_type()));
+        }
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
+        self.runs.gather(&parts, &self.rows, range)
+    }
+
     /// Block rows `range` of `batches` (those the plan was made from),
     /// every column filled.
-    pub fn rows(&self, batches: &[RecordBatch], range: std::ops::Range<usize>) -> Result<RecordBatch> {
-        let rows = &self.rows[range.clone()];
-        let runs = Runs::of(rows);
+    pub fn rows(&self, batches: &[RecordBatch], range: Range<usize>) -> Result<RecordBatch> {
         let schema = span_schema();
-        let mut columns = Vec::with_capacity(schema.fields().len());
-        for index in 0..schema.fields().len() {
-            let derived = self.trace_columns.iter().find(|(i, _)| *i == index);
-            columns.push(match derived {
-                Some((_, column)) => column.slice(range.start, range.len()),
-                None if batches.is_empty() => arrow::array::new_empty_array(schema.field(index).data_type()),
-                None => {
-                    let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
-                    runs.gather(&parts, rows)?
-                }
-            });
-        }
+        let columns = (0..schema.fields().len()).map(|index| self.column(batches, index, range.clone())).collect::<Result<_>>()?;
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
 
 /// Rows to gather from several arrays, as runs of consecutive rows of one
-/// array: (array, start, end).
-struct Runs(Vec<(usize, usize, usize)>);
+/// array: (array, start, end), with the position of each run's first row
+/// among the rows, so that any range of the rows is gathered from the runs.
+struct Runs {
+    runs: Vec<(usize, usize, usize)>,
+    firsts: Vec<usize>,
+}
 
 /// Least mean run length at which rows are copied a run at a time. A run
 /// costs a call per leaf array (of which a span has about a hundred), a row
@@ -126,24 +137,41 @@ const MIN_MEAN_RUN: usize = 4;
 impl Runs {
     fn of(rows: &[(usize, usize)]) -> Self {
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-        for &(array, row) in rows {
+        let mut firsts = Vec::new();
+        for (position, &(array, row)) in rows.iter().enumerate() {
             match runs.last_mut() {
                 Some((a, _, end)) if *a == array && *end == row => *end += 1,
-                _ => runs.push((array, row, row + 1)),
+                _ => {
+                    runs.push((array, row, row + 1));
+                    firsts.push(position);
+                }
             }
         }
-        Self(runs)
+        Self { runs, firsts }
     }
 
-    /// `rows` (those the runs were made of) of `parts`: a run at a time
-    /// when runs are long enough, otherwise a row at a time.
-    fn gather(&self, parts: &[&dyn Array], rows: &[(usize, usize)]) -> Result<ArrayRef> {
-        if self.0.len() * MIN_MEAN_RUN > rows.len() {
-            return Ok(interleave(parts, rows)?);
+    /// The runs covering positions `range` of the rows, cut to it.
+    fn within(&self, range: Range<usize>) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let first = self.firsts.partition_point(|&p| p <= range.start).saturating_sub(1);
+        let last = self.firsts.partition_point(|&p| p < range.end);
+        (first..last).map(move |i| {
+            let (array, start, end) = self.runs[i];
+            let skip = range.start.saturating_sub(self.firsts[i]);
+            let beyond = (self.firsts[i] + (end - start)).saturating_sub(range.end);
+            (array, start + skip, end - beyond)
+        })
+    }
+
+    /// Positions `range` of `rows` (those the runs were made of) of
+    /// `parts`: a run at a time when runs are long enough, otherwise a row
+    /// at a time.
+    fn gather(&self, parts: &[&dyn Array], rows: &[(usize, usize)], range: Range<usize>) -> Result<ArrayRef> {
+        if self.within(range.clone()).count() * MIN_MEAN_RUN > range.len() {
+            return Ok(interleave(parts, &rows[range])?);
         }
         let data: Vec<ArrayData> = parts.iter().map(|a| a.to_data()).collect();
-        let mut gathered = MutableArrayData::new(data.iter().collect(), false, rows.len());
-        for &(array, start, end) in &self.0 {
+        let mut gathered = MutableArrayData::new(data.iter().collect(), false, range.len());
+        for (array, start, end) in self.within(range) {
             gathered.try_extend(array, start, end)?;
         }
         Ok(make_array(gathered.freeze()))
@@ -161,7 +189,7 @@ fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
 /// The rows of `batches` as (batch, row) in block order (trace id, start
 /// time, span id), keeping the first row of each (trace_id, span_id): the
 /// WAL replay and the carrying of live traces between heads can both repeat a span.
-fn sorted_unique_rows(batches: &[&RecordBatch]) -> Result<Vec<(usize, usize)>> {
+fn sorted_unique_rows(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
     let key = |name: &str| -> Result<ArrayRef> {
         let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(column_index(name)).as_ref()).collect();
         Ok(concat(&parts)?)
@@ -197,6 +225,11 @@ struct TraceKeys {
     durations: ArrayRef,
     services: ArrayRef,
     names: ArrayRef,
+}
+
+impl TraceKeys {
+    const COLUMNS: [&str; 7] =
+        [col::TRACE_ID, col::SPAN_ID, col::PARENT_SPAN_ID, col::START_UNIX_NANO, col::DURATION_NANO, col::SERVICE_NAME, col::NAME];
 }
 
 /// The nested-set and trace-level columns (by column index) of spans sorted by trace id.
@@ -453,15 +486,18 @@ pub async fn write_block(
     wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
     let target = BlockTarget { store, layout, config, tenant, trace_count: count_traces(&fsb(batch, col::TRACE_ID)?) };
-    target.write(std::iter::once(Ok(batch.clone())), tags, wal_segments).await
+    let mut writer = target.writer(tags)?;
+    let written = writer.write(batch).await;
+    target.finish(writer, written, wal_segments).await
 }
 
-/// Rows gathered per slice when a block is written from a [`BlockPlan`]
-/// (~32 MiB of spans as received on `small`, half a 64 MiB head). Every
-/// slice costs a gather and a Parquet write call over every column: on
-/// `small`, ingesting with 64 MiB heads (33k spans) took 12.8 CPU-s per
-/// million spans and 404 MiB peak RSS in one slice, 12.8 and 372 in slices
-/// of 16384 rows, 13.2–13.5 and 323–352 of 4096, 13.9 and 322 of 1024.
+/// Rows of a column gathered at a time when a block is written from a
+/// [`BlockPlan`]. Every slice costs a gather and a Parquet write call per
+/// column. Session 6 measured, gathering every column of a slice together
+/// (64 MiB heads, 33k spans, on `small`): 12.8 CPU-s per million spans and
+/// 404 MiB peak RSS in one slice, 12.8 and 372 in slices of 16384 rows,
+/// 13.2–13.5 and 323–352 of 4096, 13.9 and 322 of 1024. A slice now holds
+/// one column only.
 const PLANNED_SLICE_ROWS: usize = 16384;
 
 /// Writes a level-0 block like [`write_block`], gathering the rows of
@@ -477,9 +513,9 @@ pub async fn write_planned_block(
     wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
     let target = BlockTarget { store, layout, config, tenant, trace_count: plan.traces };
-    let n = plan.num_rows();
-    let slices = (0..n).step_by(PLANNED_SLICE_ROWS).map(|start| plan.rows(batches, start..n.min(start + PLANNED_SLICE_ROWS)));
-    target.write(slices, Some(tags), wal_segments).await
+    let mut writer = target.writer(Some(tags))?;
+    let written = writer.write_planned(plan, batches).await;
+    target.finish(writer, written, wal_segments).await
 }
 
 /// Where a level-0 block goes, and how many traces it holds (sizes its bloom filter).
@@ -492,25 +528,20 @@ struct BlockTarget<'a> {
 }
 
 impl BlockTarget<'_> {
-    async fn write(
-        &self,
-        slices: impl Iterator<Item = Result<RecordBatch>>,
-        tags: Option<TagSummary>,
-        wal_segments: Vec<String>,
-    ) -> Result<LiveBlock> {
-        let mut writer = BlockWriter::new(self.store.clone(), self.layout.clone(), self.config, self.tenant, self.trace_count)?;
-        if let Some(tags) = tags {
-            writer = writer.with_tag_summary(tags);
-        }
-        for slice in slices {
-            let written = match slice {
-                Ok(batch) => writer.write(&batch).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                writer.abort().await;
-                return Err(e);
-            }
+    /// A writer of the block, with `tags` as its summary when given.
+    fn writer(&self, tags: Option<TagSummary>) -> Result<BlockWriter> {
+        let writer = BlockWriter::new(self.store.clone(), self.layout.clone(), self.config, self.tenant, self.trace_count)?;
+        Ok(match tags {
+            Some(tags) => writer.with_tag_summary(tags),
+            None => writer,
+        })
+    }
+
+    /// Completes the block if its rows were `written`, deletes it otherwise.
+    async fn finish(&self, writer: BlockWriter, written: Result<()>, wal_segments: Vec<String>) -> Result<LiveBlock> {
+        if let Err(e) = written {
+            writer.abort().await;
+            return Err(e);
         }
         let now = unix_seconds();
         writer.finish(BlockOrigin { compaction_level: 0, ingested_unix_seconds: now, wal_segments, compacted_from: Vec::new() }).await
@@ -550,7 +581,7 @@ pub struct BlockWriter {
     layout: Layout,
     tenant: String,
     block_id: Uuid,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: ParquetOut,
     trace_filter: Sbbf,
     tags: TagSummary,
     /// Whether [`write`](Self::write) adds each batch to `tags` (false when
@@ -572,7 +603,7 @@ impl BlockWriter {
         let block_id = Uuid::new_v4();
         let object_writer = BufWriter::new(store.clone(), layout.data(tenant, block_id));
         let properties = writer_properties(config, expected_traces)?;
-        let writer = AsyncArrowWriter::try_new(object_writer, span_schema(), Some(properties))?;
+        let writer = ParquetOut::new(object_writer, properties, config.row_group_size.max(1))?;
         Ok(Self {
             store,
             layout,
@@ -606,7 +637,37 @@ impl BlockWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let trace_ids = fsb(batch, col::TRACE_ID)?;
+        let int64 = |name: &str| batch.column(column_index(name)).as_primitive_opt::<Int64Type>();
+        let (Some(starts), Some(durations)) = (int64(col::START_UNIX_NANO), int64(col::DURATION_NANO)) else {
+            return Err(Error::internal("time columns have the wrong type"));
+        };
+        self.note_rows(&fsb(batch, col::TRACE_ID)?, starts, durations)?;
+        if self.summarise {
+            self.tags.merge(&TagSummary::from_batch(batch)?);
+        }
+        self.writer.write(batch).await
+    }
+
+    /// Writes the rows of `plan` (made from `batches`) a column at a time,
+    /// so that only one column of a slice of rows is gathered at once and
+    /// only one column's encoder is busy. The writer must have been given
+    /// the rows' tag summary ([`with_tag_summary`](Self::with_tag_summary))
+    /// and nothing written yet.
+    pub async fn write_planned(&mut self, plan: &BlockPlan, batches: &[RecordBatch]) -> Result<()> {
+        if self.summarise || self.spans > 0 {
+            return Err(Error::internal("a planned block is written whole, with its tag summary"));
+        }
+        if plan.num_rows() == 0 {
+            return Ok(());
+        }
+        let key = |name: &str| plan.computed_column(name).ok_or_else(|| Error::internal("no key column"));
+        let int64 = |name: &str| key(name)?.as_primitive_opt::<Int64Type>().ok_or_else(|| Error::internal("time columns have the wrong type"));
+        self.note_rows(&fsb_of(key(col::TRACE_ID)?)?, int64(col::START_UNIX_NANO)?, int64(col::DURATION_NANO)?)?;
+        self.writer.write_columns(plan.num_rows(), PLANNED_SLICE_ROWS, |index, range| plan.column(batches, index, range)).await
+    }
+
+    /// Counts rows and traces, fills the bloom filter and the time bounds.
+    fn note_rows(&mut self, trace_ids: &FixedSizeBinaryArray, starts: &Int64Array, durations: &Int64Array) -> Result<()> {
         for row in 0..trace_ids.len() {
             let id: [u8; 16] = trace_ids.value(row).try_into().map_err(|_| Error::internal("trace_id is not 16 bytes"))?;
             match self.last_trace_id {
@@ -619,21 +680,12 @@ impl BlockWriter {
             self.min_trace_id.get_or_insert(id);
             self.last_trace_id = Some(id);
         }
-        let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>();
-        let durations = batch.column(column_index(col::DURATION_NANO)).as_primitive_opt::<Int64Type>();
-        let (Some(starts), Some(durations)) = (starts, durations) else {
-            return Err(Error::internal("time columns have the wrong type"));
-        };
         for (start, duration) in starts.values().iter().zip(durations.values()) {
             self.min_start = self.min_start.min(*start);
             self.max_start = self.max_start.max(*start);
             self.max_end = self.max_end.max(start.wrapping_add(*duration));
         }
-        if self.summarise {
-            self.tags.merge(&TagSummary::from_batch(batch)?);
-        }
-        self.spans += batch.num_rows() as u64;
-        self.writer.write(batch).await?;
+        self.spans += trace_ids.len() as u64;
         Ok(())
     }
 
@@ -688,8 +740,140 @@ impl BlockWriter {
     /// Gives up on the block and deletes what was written of it (best effort).
     pub async fn abort(self) {
         let Self { store, layout, tenant, block_id, writer, .. } = self;
-        let _ = writer.into_inner().abort().await;
+        writer.abort().await;
         delete_block_objects(&store, &layout, &tenant, block_id).await;
+    }
+}
+
+/// A block's `data.parquet`, encoded a row group at a time and sent to the
+/// object store after each. This is what arrow-rs' `AsyncArrowWriter` does
+/// for whole batches ([`write`](Self::write)); it is written out here for
+/// [`write_columns`](Self::write_columns), which encodes a row group a
+/// column at a time through arrow-rs' column writers.
+struct ParquetOut {
+    file: SerializedFileWriter<Vec<u8>>,
+    row_groups: ArrowRowGroupWriterFactory,
+    /// Leaf columns of each span column, in schema order.
+    leaves: Vec<usize>,
+    /// The row group `write` is filling: its leaf column writers and rows.
+    filling: Option<(Vec<ArrowColumnWriter>, usize)>,
+    rows_per_group: usize,
+    out: BufWriter,
+}
+
+impl ParquetOut {
+    fn new(out: BufWriter, properties: WriterProperties, rows_per_group: usize) -> Result<Self> {
+        // An ArrowWriter sets up the file as arrow-rs writes it (the Arrow
+        // schema in its metadata); its lower-level parts do the rest.
+        let (file, row_groups) = ArrowWriter::try_new(Vec::new(), span_schema(), Some(properties))?.into_serialized_writer()?;
+        let descriptor = file.schema_descr();
+        let mut leaves = vec![0; span_schema().fields().len()];
+        for leaf in 0..descriptor.num_columns() {
+            leaves[descriptor.get_column_root_idx(leaf)] += 1;
+        }
+        Ok(Self { file, row_groups, leaves, filling: None, rows_per_group, out })
+    }
+
+    /// Appends `batch`, closing each row group as it fills.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let (writers, rows) = match &mut self.filling {
+                Some(filling) => filling,
+                filling => filling.insert((self.row_groups.create_column_writers(self.file.flushed_row_groups().len())?, 0)),
+            };
+            let take = (self.rows_per_group - *rows).min(batch.num_rows() - offset);
+            let slice = batch.slice(offset, take);
+            let mut writers = writers.iter_mut();
+            for (field, column) in span_schema().fields().iter().zip(slice.columns()) {
+                for leaf in compute_leaves(field, column)? {
+                    writers.next().ok_or_else(|| Error::internal("more leaf columns than writers"))?.write(&leaf)?;
+                }
+            }
+            *rows += take;
+            offset += take;
+            if *rows == self.rows_per_group {
+                self.close_filling().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `rows` rows given a column at a time: `column(index, range)`
+    /// is rows `range` of column `index`, asked for at most `slice_rows`
+    /// rows at a time, every slice of a column before the next column.
+    async fn write_columns(
+        &mut self,
+        rows: usize,
+        slice_rows: usize,
+        mut column: impl FnMut(usize, Range<usize>) -> Result<ArrayRef>,
+    ) -> Result<()> {
+        self.close_filling().await?;
+        let schema = span_schema();
+        for group_start in (0..rows).step_by(self.rows_per_group) {
+            let group = group_start..rows.min(group_start + self.rows_per_group);
+            let mut writers = self.row_groups.create_column_writers(self.file.flushed_row_groups().len())?.into_iter();
+            let mut row_group = self.file.next_row_group()?;
+            for (index, field) in schema.fields().iter().enumerate() {
+                let mut field_writers: Vec<ArrowColumnWriter> = writers.by_ref().take(self.leaves[index]).collect();
+                for start in group.clone().step_by(slice_rows.max(1)) {
+                    let array = column(index, start..group.end.min(start + slice_rows.max(1)))?;
+                    let leaves = compute_leaves(field, &array)?;
+                    if leaves.len() != field_writers.len() {
+                        return Err(Error::internal(format!("column {} has {} leaves, not {}", field.name(), leaves.len(), field_writers.len())));
+                    }
+                    for (writer, leaf) in field_writers.iter_mut().zip(&leaves) {
+                        writer.write(leaf)?;
+                    }
+                }
+                for writer in field_writers {
+                    writer.close()?.append_to_row_group(&mut row_group)?;
+                }
+            }
+            row_group.close()?;
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the row group `write` is filling, if any.
+    async fn close_filling(&mut self) -> Result<()> {
+        let Some((writers, _)) = self.filling.take() else {
+            return Ok(());
+        };
+        let mut row_group = self.file.next_row_group()?;
+        for writer in writers {
+            writer.close()?.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.send().await
+    }
+
+    /// Sends the bytes encoded so far to the object store.
+    async fn send(&mut self) -> Result<()> {
+        let bytes = std::mem::take(self.file.inner_mut());
+        if !bytes.is_empty() {
+            self.out.put(bytes.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and completes the upload.
+    async fn finish(&mut self) -> Result<ParquetMetaData> {
+        self.close_filling().await?;
+        let metadata = self.file.finish()?;
+        self.send().await?;
+        self.out.shutdown().await.map_err(Error::io("completing data.parquet"))?;
+        Ok(metadata)
+    }
+
+    fn bytes_written(&self) -> usize {
+        self.file.bytes_written()
+    }
+
+    /// Gives up on the upload (best effort).
+    async fn abort(mut self) {
+        let _ = self.out.abort().await;
     }
 }
 
@@ -853,10 +1037,29 @@ mod tests {
         assert_eq!(block.tags.as_deref(), Some(&tags));
         let from_prepared = write_block(&store, &layout, &BlockConfig::default(), "t", &prepared, None, Vec::new()).await.unwrap();
         assert_eq!(block.meta.trace_count, from_prepared.meta.trace_count);
-        let data = store.get(&layout.data("t", block.meta.block_id)).await.unwrap().bytes().await.unwrap();
-        let read: Vec<RecordBatch> =
-            ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
-        assert_eq!(concat_batches(&prepared.schema(), &read).unwrap(), prepared);
+        let read_back = |block: LiveBlock| {
+            let (store, layout) = (store.clone(), layout.clone());
+            async move {
+                let data = store.get(&layout.data("t", block.meta.block_id)).await.unwrap().bytes().await.unwrap();
+                let read: Vec<RecordBatch> =
+                    ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
+                (concat_batches(&span_schema(), &read).unwrap(), block.meta.row_groups)
+            }
+        };
+        assert_eq!(read_back(block).await, (prepared.clone(), 1));
+
+        // Row groups smaller than a slice, and not a divisor of it: both
+        // paths cut them at the same rows.
+        let config = BlockConfig { row_group_size: 1000, ..BlockConfig::default() };
+        let groups = prepared.num_rows().div_ceil(1000) as u32;
+        let planned = write_planned_block(&store, &layout, &config, "t", &plan, &received, tags, Vec::new()).await.unwrap();
+        assert_eq!(read_back(planned).await, (prepared.clone(), groups));
+        let mut writer = BlockWriter::new(store.clone(), layout.clone(), &config, "t", 100).unwrap();
+        for start in (0..prepared.num_rows()).step_by(777) {
+            writer.write(&prepared.slice(start, 777.min(prepared.num_rows() - start))).await.unwrap();
+        }
+        let streamed = writer.finish(BlockOrigin::default()).await.unwrap();
+        assert_eq!(read_back(streamed).await, (prepared, groups));
     }
 
     #[test]
@@ -884,10 +1087,19 @@ mod tests {
         for rows in [long, short] {
             let runs = Runs::of(&rows);
             for index in 0..batch.num_columns() {
-                let gathered = runs.gather(&parts(index), &rows).unwrap();
-                assert_eq!(gathered.as_ref(), interleave(&parts(index), &rows).unwrap().as_ref(), "column {index}");
+                // Every range, including those that start or end inside a run.
+                for start in 0..=rows.len() {
+                    for end in start..=rows.len() {
+                        let gathered = runs.gather(&parts(index), &rows, start..end).unwrap();
+                        let expected = interleave(&parts(index), &rows[start..end]).unwrap();
+                        assert_eq!(gathered.as_ref(), expected.as_ref(), "column {index}, rows {start}..{end}");
+                    }
+                }
             }
         }
-        assert_eq!(Runs::of(&[(0, 4), (0, 5), (1, 5), (1, 6), (0, 6)]).0, [(0, 4, 6), (1, 5, 7), (0, 6, 7)]);
+        let runs = Runs::of(&[(0, 4), (0, 5), (1, 5), (1, 6), (0, 6)]);
+        assert_eq!(runs.runs, [(0, 4, 6), (1, 5, 7), (0, 6, 7)]);
+        assert_eq!(runs.within(1..4).collect::<Vec<_>>(), [(0, 5, 6), (1, 5, 7)]);
+        assert_eq!(runs.within(3..5).collect::<Vec<_>>(), [(1, 6, 7), (0, 6, 7)]);
     }
 }
