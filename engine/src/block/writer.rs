@@ -759,6 +759,9 @@ struct ParquetOut {
     filling: Option<(Vec<ArrowColumnWriter>, usize)>,
     rows_per_group: usize,
     out: BufWriter,
+    /// The upload was completed or is being completed: object_store's
+    /// `BufWriter` panics when aborted after that.
+    shut_down: bool,
 }
 
 impl ParquetOut {
@@ -771,7 +774,7 @@ impl ParquetOut {
         for leaf in 0..descriptor.num_columns() {
             leaves[descriptor.get_column_root_idx(leaf)] += 1;
         }
-        Ok(Self { file, row_groups, leaves, filling: None, rows_per_group, out })
+        Ok(Self { file, row_groups, leaves, filling: None, rows_per_group, out, shut_down: false })
     }
 
     /// Appends `batch`, closing each row group as it fills.
@@ -817,7 +820,12 @@ impl ParquetOut {
             for (index, field) in schema.fields().iter().enumerate() {
                 let mut field_writers: Vec<ArrowColumnWriter> = writers.by_ref().take(self.leaves[index]).collect();
                 for start in group.clone().step_by(slice_rows.max(1)) {
-                    let array = column(index, start..group.end.min(start + slice_rows.max(1)))?;
+                    let range = start..group.end.min(start + slice_rows.max(1));
+                    let array = column(index, range.clone())?;
+                    // What RecordBatch::try_new checks of a batch's columns.
+                    if array.data_type() != field.data_type() || array.len() != range.len() || (!field.is_nullable() && array.null_count() > 0) {
+                        return Err(Error::internal(format!("column {} does not match the span schema", field.name())));
+                    }
                     let leaves = compute_leaves(field, &array)?;
                     if leaves.len() != field_writers.len() {
                         return Err(Error::internal(format!("column {} has {} leaves, not {}", field.name(), leaves.len(), field_writers.len())));
@@ -863,6 +871,7 @@ impl ParquetOut {
         self.close_filling().await?;
         let metadata = self.file.finish()?;
         self.send().await?;
+        self.shut_down = true;
         self.out.shutdown().await.map_err(Error::io("completing data.parquet"))?;
         Ok(metadata)
     }
@@ -871,9 +880,12 @@ impl ParquetOut {
         self.file.bytes_written()
     }
 
-    /// Gives up on the upload (best effort).
+    /// Gives up on the upload (best effort; once completed, the object is
+    /// deleted with the block's others).
     async fn abort(mut self) {
-        let _ = self.out.abort().await;
+        if !self.shut_down {
+            let _ = self.out.abort().await;
+        }
     }
 }
 
@@ -1042,7 +1054,12 @@ mod tests {
             async move {
                 let data = store.get(&layout.data("t", block.meta.block_id)).await.unwrap().bytes().await.unwrap();
                 let read: Vec<RecordBatch> =
-                    ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
+                    ParquetRecordBatchReaderBuilder::try_new(data.clone()).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
+                let footer = SerializedFileReader::new(data).unwrap().metadata().clone();
+                for row_group in footer.row_groups() {
+                    assert!(row_group.sorting_columns().is_some(), "sorted by trace id");
+                    assert!(row_group.column(0).bloom_filter_offset().is_some(), "trace_id has a bloom filter");
+                }
                 (concat_batches(&span_schema(), &read).unwrap(), block.meta.row_groups)
             }
         };
