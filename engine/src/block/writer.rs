@@ -16,7 +16,7 @@ use arrow::compute::{SortColumn, concat, interleave, lexsort_to_indices};
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, SortingColumn};
@@ -67,11 +67,12 @@ impl BlockPlan {
         let rows = if batches.iter().all(|b| b.num_rows() == 0) { Vec::new() } else { sorted_unique_rows(batches)? };
         let runs = Runs::of(&rows);
         let mut plan = Self { rows, runs, computed: Vec::new(), traces: 0 };
-        for name in TraceKeys::COLUMNS {
+        // Gathered once: kept for writing, and the derived columns' input.
+        let mut key = |name: &str| -> Result<ArrayRef> {
             let column = plan.column(batches, column_index(name), 0..plan.num_rows())?;
-            plan.computed.push((column_index(name), column));
-        }
-        let key = |name: &str| plan.computed_column(name).cloned().ok_or_else(|| Error::internal("no key column"));
+            plan.computed.push((column_index(name), column.clone()));
+            Ok(column)
+        };
         let keys = TraceKeys {
             trace_ids: key(col::TRACE_ID)?,
             span_ids: key(col::SPAN_ID)?,
@@ -225,11 +226,6 @@ struct TraceKeys {
     durations: ArrayRef,
     services: ArrayRef,
     names: ArrayRef,
-}
-
-impl TraceKeys {
-    const COLUMNS: [&str; 7] =
-        [col::TRACE_ID, col::SPAN_ID, col::PARENT_SPAN_ID, col::START_UNIX_NANO, col::DURATION_NANO, col::SERVICE_NAME, col::NAME];
 }
 
 /// The nested-set and trace-level columns (by column index) of spans sorted by trace id.
@@ -637,11 +633,7 @@ impl BlockWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let int64 = |name: &str| batch.column(column_index(name)).as_primitive_opt::<Int64Type>();
-        let (Some(starts), Some(durations)) = (int64(col::START_UNIX_NANO), int64(col::DURATION_NANO)) else {
-            return Err(Error::internal("time columns have the wrong type"));
-        };
-        self.note_rows(&fsb(batch, col::TRACE_ID)?, starts, durations)?;
+        self.note_rows(|name| Some(batch.column(column_index(name))))?;
         if self.summarise {
             self.tags.merge(&TagSummary::from_batch(batch)?);
         }
@@ -660,14 +652,17 @@ impl BlockWriter {
         if plan.num_rows() == 0 {
             return Ok(());
         }
-        let key = |name: &str| plan.computed_column(name).ok_or_else(|| Error::internal("no key column"));
-        let int64 = |name: &str| key(name)?.as_primitive_opt::<Int64Type>().ok_or_else(|| Error::internal("time columns have the wrong type"));
-        self.note_rows(&fsb_of(key(col::TRACE_ID)?)?, int64(col::START_UNIX_NANO)?, int64(col::DURATION_NANO)?)?;
+        self.note_rows(|name| plan.computed_column(name))?;
         self.writer.write_columns(plan.num_rows(), PLANNED_SLICE_ROWS, |index, range| plan.column(batches, index, range)).await
     }
 
-    /// Counts rows and traces, fills the bloom filter and the time bounds.
-    fn note_rows(&mut self, trace_ids: &FixedSizeBinaryArray, starts: &Int64Array, durations: &Int64Array) -> Result<()> {
+    /// Counts rows and traces, fills the bloom filter and the time bounds,
+    /// from the trace id and time columns of rows in block order.
+    fn note_rows<'a>(&mut self, column: impl Fn(&str) -> Option<&'a ArrayRef>) -> Result<()> {
+        let column = |name: &str| column(name).ok_or_else(|| Error::internal(format!("no {name} column")));
+        let trace_ids = fsb_of(column(col::TRACE_ID)?)?;
+        let int64 = |name: &str| column(name)?.as_primitive_opt::<Int64Type>().ok_or_else(|| Error::internal("time columns have the wrong type"));
+        let (starts, durations) = (int64(col::START_UNIX_NANO)?, int64(col::DURATION_NANO)?);
         for row in 0..trace_ids.len() {
             let id: [u8; 16] = trace_ids.value(row).try_into().map_err(|_| Error::internal("trace_id is not 16 bytes"))?;
             match self.last_trace_id {
@@ -813,14 +808,15 @@ impl ParquetOut {
     ) -> Result<()> {
         self.close_filling().await?;
         let schema = span_schema();
+        let slice_rows = slice_rows.max(1);
         for group_start in (0..rows).step_by(self.rows_per_group) {
             let group = group_start..rows.min(group_start + self.rows_per_group);
             let mut writers = self.row_groups.create_column_writers(self.file.flushed_row_groups().len())?.into_iter();
-            let mut row_group = self.file.next_row_group()?;
+            let mut chunks = Vec::with_capacity(writers.len());
             for (index, field) in schema.fields().iter().enumerate() {
                 let mut field_writers: Vec<ArrowColumnWriter> = writers.by_ref().take(self.leaves[index]).collect();
-                for start in group.clone().step_by(slice_rows.max(1)) {
-                    let range = start..group.end.min(start + slice_rows.max(1));
+                for start in group.clone().step_by(slice_rows) {
+                    let range = start..group.end.min(start + slice_rows);
                     let array = column(index, range.clone())?;
                     // What RecordBatch::try_new checks of a batch's columns.
                     if array.data_type() != field.data_type() || array.len() != range.len() || (!field.is_nullable() && array.null_count() > 0) {
@@ -834,12 +830,12 @@ impl ParquetOut {
                         writer.write(leaf)?;
                     }
                 }
+                // Closed now, its encoder freed: the chunk is the column's compressed pages.
                 for writer in field_writers {
-                    writer.close()?.append_to_row_group(&mut row_group)?;
+                    chunks.push(writer.close()?);
                 }
             }
-            row_group.close()?;
-            self.send().await?;
+            self.append_row_group(chunks).await?;
         }
         Ok(())
     }
@@ -849,9 +845,16 @@ impl ParquetOut {
         let Some((writers, _)) = self.filling.take() else {
             return Ok(());
         };
+        let chunks = writers.into_iter().map(ArrowColumnWriter::close).collect::<parquet::errors::Result<_>>()?;
+        self.append_row_group(chunks).await
+    }
+
+    /// Appends a row group of the closed leaf columns `chunks` (in schema
+    /// order) and sends it.
+    async fn append_row_group(&mut self, chunks: Vec<ArrowColumnChunk>) -> Result<()> {
         let mut row_group = self.file.next_row_group()?;
-        for writer in writers {
-            writer.close()?.append_to_row_group(&mut row_group)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
         self.send().await
