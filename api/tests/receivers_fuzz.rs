@@ -66,12 +66,12 @@ async fn post_status(client: &reqwest::Client, url: &str, content_type: &str, bo
 
 /// One gRPC call with a raw (possibly garbage) message over h2c; returns the
 /// grpc-status (from headers, or 0 when the call went through).
-async fn grpc_raw(client: &reqwest::Client, addr: std::net::SocketAddr, message: &[u8]) -> String {
+async fn grpc_raw(client: &reqwest::Client, addr: std::net::SocketAddr, method: &str, message: &[u8]) -> String {
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(message);
     let r = client
-        .post(format!("http://{addr}/jaeger.api_v2.CollectorService/PostSpans"))
+        .post(format!("http://{addr}/{method}"))
         .header("Content-Type", "application/grpc")
         .header("TE", "trailers")
         .body(framed)
@@ -81,6 +81,45 @@ async fn grpc_raw(client: &reqwest::Client, addr: std::net::SocketAddr, message:
     assert_eq!(r.status(), 200);
     let status = r.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
     status.unwrap_or_else(|| "0".into())
+}
+
+const JAEGER_POST_SPANS: &str = "jaeger.api_v2.CollectorService/PostSpans";
+const OTLP_EXPORT: &str = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// A valid OTLP `ExportTraceServiceRequest`: one span named `name` in trace
+/// `low`, with an attribute of each kind, an event and a link.
+fn export_request(low: i64, name: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    let kv = |key: &str, value: Value| KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() };
+    let attributes = vec![
+        kv("s", Value::StringValue("v".into())),
+        kv("i", Value::IntValue(-3)),
+        kv("f", Value::DoubleValue(0.5)),
+        kv("b", Value::BoolValue(true)),
+        kv("a", Value::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(Value::IntValue(1)) }] })),
+    ];
+    let span = Span {
+        trace_id: trace_id_bytes(low).to_vec(),
+        span_id: vec![7; 8],
+        name: name.into(),
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_000_001_000,
+        attributes: attributes.clone(),
+        events: vec![span::Event { name: "e".into(), attributes: attributes.clone(), ..Default::default() }],
+        links: vec![span::Link { trace_id: vec![3; 16], span_id: vec![4; 8], attributes, ..Default::default() }],
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![kv("service.name", Value::StringValue("fuzz".into()))], ..Default::default() }),
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    prost::Message::encode_to_vec(&request)
 }
 
 /// A valid `PostSpansRequest`: one span named `name` in trace `low`.
@@ -170,17 +209,26 @@ async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
         assert!(status == 202 || status == 400, "random protobuf: {status}");
     }
 
-    // Jaeger gRPC: random messages and every truncation of a valid one
+    // Jaeger and OTLP gRPC: random messages and every truncation of a valid
+    // one, for OTLP (read by our own protobuf reader) mutations of it too
     // (malformed protobuf or ids are INVALID_ARGUMENT, code 3).
-    let valid_grpc = prost::Message::encode_to_vec(&post_spans_request(0x46, "fuzz"));
-    let mut messages: Vec<Vec<u8>> = (0..valid_grpc.len()).map(|n| valid_grpc[..n].to_vec()).collect();
-    messages.extend((0..100).map(|_| rng.bytes(500)));
-    let mut grpc_statuses = HashMap::<String, u32>::new();
-    for message in &messages {
-        let status = grpc_raw(&h2c, server.jaeger_grpc, message).await;
-        assert!(status == "0" || status == "3", "gRPC message: grpc-status {status}");
-        *grpc_statuses.entry(status).or_default() += 1;
+    let valid_jaeger = prost::Message::encode_to_vec(&post_spans_request(0x46, "fuzz"));
+    let valid_otlp = export_request(0x47, "fuzz");
+    let mut grpc_statuses = HashMap::<(&str, String), u32>::new();
+    for (method, addr, valid) in [(JAEGER_POST_SPANS, server.jaeger_grpc, &valid_jaeger), (OTLP_EXPORT, server.otlp_grpc, &valid_otlp)] {
+        let mut messages: Vec<Vec<u8>> = (0..valid.len()).map(|n| valid[..n].to_vec()).collect();
+        messages.extend((0..100).map(|_| rng.bytes(500)));
+        if method == OTLP_EXPORT {
+            messages.extend((0..300).map(|_| rng.mutate(valid)));
+        }
+        for message in &messages {
+            let status = grpc_raw(&h2c, addr, method, message).await;
+            assert!(status == "0" || status == "3", "{method} message: grpc-status {status}");
+            *grpc_statuses.entry((method, status)).or_default() += 1;
+        }
     }
+    let rejected = |method| grpc_statuses.get(&(method, "3".to_owned())).copied().unwrap_or(0) as u64;
+    assert!(rejected(OTLP_EXPORT) > valid_otlp.len() as u64 / 2, "most truncations are malformed: {grpc_statuses:?}");
 
     // Still serving, and the rejects were counted.
     assert!(server.ready().await, "not ready after the fuzzing");
@@ -204,7 +252,8 @@ async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
     }
     assert!(counts.get("jaeger_thrift_http").copied().unwrap_or(0) >= jaeger_http_rejects);
     assert!(counts.get("zipkin").copied().unwrap_or(0) >= zipkin_rejects);
-    assert_eq!(counts.get("jaeger_grpc").copied().unwrap_or(0), grpc_statuses.get("3").copied().unwrap_or(0) as u64);
+    assert_eq!(counts.get("jaeger_grpc").copied().unwrap_or(0), rejected(JAEGER_POST_SPANS));
+    assert_eq!(counts.get("otlp_grpc").copied().unwrap_or(0), rejected(OTLP_EXPORT));
 
     // A valid write on every port still succeeds.
     for (proto, addr, low) in
@@ -225,6 +274,8 @@ async fn garbage_into_every_port_is_counted_and_the_server_keeps_serving() {
     assert_eq!(post_status(&http, &zipkin_v2, "application/json", after_json.into_bytes()).await, 202);
     assert_eq!(server.span_names(&trace_id_bytes(0x4a)).await, ["root"]);
     let request = post_spans_request(1004, "grpc-after");
-    assert_eq!(grpc_raw(&h2c, server.jaeger_grpc, &prost::Message::encode_to_vec(&request)).await, "0");
+    assert_eq!(grpc_raw(&h2c, server.jaeger_grpc, JAEGER_POST_SPANS, &prost::Message::encode_to_vec(&request)).await, "0");
     assert_eq!(server.span_names(&trace_id_bytes(1004)).await, ["grpc-after"]);
+    assert_eq!(grpc_raw(&h2c, server.otlp_grpc, OTLP_EXPORT, &export_request(1005, "otlp-after")).await, "0");
+    assert_eq!(server.span_names(&trace_id_bytes(1005)).await, ["otlp-after"]);
 }

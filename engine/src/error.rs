@@ -59,6 +59,9 @@ impl ErrorKind {
 pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A payload that does not decode (malformed OTLP protobuf).
+    #[error("malformed {format} payload: {message}")]
+    Malformed { format: &'static str, message: String },
     #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]
@@ -108,7 +111,7 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::Malformed { .. } => ErrorKind::InvalidArgument,
             Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::ShuttingDown | Error::Unavailable(_) => ErrorKind::Unavailable,

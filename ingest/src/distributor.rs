@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use spanlake_engine::convert::convert_request;
+use spanlake_engine::convert::{convert_export_request, count_spans, encode_request};
 use spanlake_engine::ingester::{Ingester, validate_tenant};
 
 use crate::error::Result;
@@ -182,10 +182,22 @@ impl Distributor {
         &self.metrics
     }
 
-    /// Validates, converts and durably stores spans. On `Ok`, every accepted
+    /// Validates, converts and durably stores the spans of an OTLP
+    /// `ExportTraceServiceRequest` (its protobuf). On `Ok`, every accepted
     /// span is in the WAL; invalid spans are counted in the outcome.
+    pub async fn push_protobuf(&self, tenant: &str, protocol: &str, request: &[u8]) -> Result<PushOutcome> {
+        self.push_counted(tenant, protocol, request.len(), request).await
+    }
+
+    /// [`push_protobuf`](Self::push_protobuf) for spans decoded from OTLP/JSON
+    /// or translated from another protocol, whose payload had `payload_bytes`.
     pub async fn push(&self, tenant: &str, protocol: &str, payload_bytes: usize, spans: &[ResourceSpans]) -> Result<PushOutcome> {
-        let result = self.push_inner(tenant, spans).await;
+        self.push_counted(tenant, protocol, payload_bytes, &encode_request(spans)).await
+    }
+
+    /// Pushes `request` and counts it in the metrics as a payload of `payload_bytes`.
+    async fn push_counted(&self, tenant: &str, protocol: &str, payload_bytes: usize, request: &[u8]) -> Result<PushOutcome> {
+        let result = self.push_inner(tenant, request).await;
         self.metrics.request(tenant, protocol, result.is_ok());
         match &result {
             Ok(outcome) => {
@@ -195,19 +207,18 @@ impl Distributor {
                 self.metrics.discarded(tenant, "invalid_span", outcome.rejected_spans);
             }
             Err(e) => {
-                let total: usize = spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
                 let reason = match e.kind() {
                     spanlake_engine::ErrorKind::ResourceExhausted => "rate_limited",
                     _ => "internal_error",
                 };
-                self.metrics.discarded(tenant, reason, total as u64);
+                self.metrics.discarded(tenant, reason, count_spans(request) as u64);
             }
         }
         result
     }
 
-    async fn push_inner(&self, tenant: &str, spans: &[ResourceSpans]) -> Result<PushOutcome> {
-        let (received, rejected) = convert_request(spans)?;
+    async fn push_inner(&self, tenant: &str, request: &[u8]) -> Result<PushOutcome> {
+        let (received, rejected) = convert_export_request(request)?;
         let accepted_spans = received.batch().num_rows() as u64;
         self.ingester.append(tenant, received).await?;
         Ok(PushOutcome {

@@ -30,6 +30,11 @@ impl Error {
         Error::Decode { format, message: message.to_string() }
     }
 
+    /// Is this a payload that did not decode?
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Error::Decode { .. } | Error::Engine(spanlake_engine::Error::Malformed { .. }))
+    }
+
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

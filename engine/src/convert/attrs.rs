@@ -10,29 +10,8 @@ use arrow::array::{
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 
+use super::wire::{KeyValueView, ValueView};
 use crate::error::{Error, Result};
-
-/// A typed view of one attribute value.
-pub(crate) enum TypedValue<'a> {
-    Str(&'a str),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    /// Arrays, kvlists, bytes and empty values: kept as OTLP/JSON.
-    Other(Option<&'a AnyValue>),
-}
-
-impl<'a> TypedValue<'a> {
-    pub(crate) fn of(value: Option<&'a AnyValue>) -> Self {
-        match value.and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => TypedValue::Str(s),
-            Some(Value::IntValue(i)) => TypedValue::Int(*i),
-            Some(Value::DoubleValue(f)) => TypedValue::Float(*f),
-            Some(Value::BoolValue(b)) => TypedValue::Bool(*b),
-            _ => TypedValue::Other(value),
-        }
-    }
-}
 
 /// Renders "other" attribute values (arrays, kvlists, bytes and empty
 /// values) as OTLP/JSON, the text stored in the `_other` maps. Reuses one
@@ -43,8 +22,10 @@ pub(crate) struct OtherJson {
 }
 
 impl OtherJson {
-    /// `value` as JSON (`null` when there is none); valid until the next call.
-    pub(crate) fn render(&mut self, value: Option<&AnyValue>) -> Result<&str> {
+    /// The value of `key_value` (the protobuf of a `KeyValue`) as JSON
+    /// (`null` when it has none); valid until the next call.
+    pub(crate) fn render(&mut self, key_value: &[u8]) -> Result<&str> {
+        let value = KeyValueView::decode_other(key_value)?;
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &value)?;
         std::str::from_utf8(&self.buf).map_err(|e| Error::internal(format!("attribute JSON: {e}")))
@@ -66,17 +47,17 @@ pub(crate) struct SplitAttrs<'a> {
 
 impl<'a> SplitAttrs<'a> {
     /// Splits `attrs`, leaving out those `skip` selects.
-    pub(crate) fn new(attrs: &'a [KeyValue], mut skip: impl FnMut(&'a KeyValue) -> bool) -> Result<Self> {
+    pub(crate) fn new(attrs: &[KeyValueView<'a>], mut skip: impl FnMut(&KeyValueView<'a>) -> bool) -> Result<Self> {
         let mut split = Self::default();
         let mut json = OtherJson::default();
         for kv in attrs.iter().filter(|kv| !skip(kv)) {
-            let key = kv.key.as_str();
-            match TypedValue::of(kv.value.as_ref()) {
-                TypedValue::Str(s) => split.str.push((key, s)),
-                TypedValue::Int(i) => split.int.push((key, i)),
-                TypedValue::Float(f) => split.float.push((key, f)),
-                TypedValue::Bool(b) => split.bool.push((key, b)),
-                TypedValue::Other(v) => split.other.push((key, json.render(v)?.to_owned())),
+            let key = kv.key;
+            match kv.value {
+                ValueView::Str(s) => split.str.push((key, s)),
+                ValueView::Int(i) => split.int.push((key, i)),
+                ValueView::Float(f) => split.float.push((key, f)),
+                ValueView::Bool(b) => split.bool.push((key, b)),
+                ValueView::Other(message) => split.other.push((key, json.render(message)?.to_owned())),
             }
         }
         Ok(split)
@@ -98,12 +79,12 @@ pub(crate) struct AttrsSize {
 
 impl AttrsSize {
     /// Counts one row holding `attrs` but those `skip` selects, repeated `times` times.
-    pub(crate) fn add(&mut self, attrs: &[KeyValue], times: usize, skip: impl Fn(&KeyValue) -> bool) {
+    pub(crate) fn add(&mut self, attrs: &[KeyValueView<'_>], times: usize, skip: impl Fn(&KeyValueView<'_>) -> bool) {
         self.rows += times;
         for kv in attrs.iter().filter(|kv| !skip(kv)) {
             self.entries += times;
             self.key_bytes += kv.key.len() * times;
-            if let TypedValue::Str(s) = TypedValue::of(kv.value.as_ref()) {
+            if let ValueView::Str(s) = kv.value {
                 self.str_bytes += s.len() * times;
             }
         }
@@ -141,31 +122,31 @@ impl AttrMapsBuilder {
     /// Appends one row holding `attrs`, leaving out those `skip` selects
     /// (attributes stored in dedicated columns). Values go straight into the
     /// builders: this runs for every span, event and link.
-    pub(crate) fn append<'a>(&mut self, attrs: &'a [KeyValue], mut skip: impl FnMut(&'a KeyValue) -> bool) -> Result<()> {
+    pub(crate) fn append<'a>(&mut self, attrs: &[KeyValueView<'a>], mut skip: impl FnMut(&KeyValueView<'a>) -> bool) -> Result<()> {
         for kv in attrs {
             if skip(kv) {
                 continue;
             }
-            let key = kv.key.as_str();
-            match TypedValue::of(kv.value.as_ref()) {
-                TypedValue::Str(s) => {
+            let key = kv.key;
+            match kv.value {
+                ValueView::Str(s) => {
                     self.str.keys().append_value(key);
                     self.str.values().append_value(s);
                 }
-                TypedValue::Int(i) => {
+                ValueView::Int(i) => {
                     self.int.keys().append_value(key);
                     self.int.values().append_value(i);
                 }
-                TypedValue::Float(f) => {
+                ValueView::Float(f) => {
                     self.float.keys().append_value(key);
                     self.float.values().append_value(f);
                 }
-                TypedValue::Bool(b) => {
+                ValueView::Bool(b) => {
                     self.bool.keys().append_value(key);
                     self.bool.values().append_value(b);
                 }
-                TypedValue::Other(v) => {
-                    let json = self.json.render(v)?;
+                ValueView::Other(message) => {
+                    let json = self.json.render(message)?;
                     self.other.keys().append_value(key);
                     self.other.values().append_value(json);
                 }
@@ -316,10 +297,16 @@ mod tests {
         values.iter().map(|v| v.unwrap().to_owned()).collect()
     }
 
+    /// The protobuf of each of `attrs`.
+    fn encoded(attrs: &[KeyValue]) -> Vec<Vec<u8>> {
+        use prost::Message;
+        attrs.iter().map(Message::encode_to_vec).collect()
+    }
+
     #[test]
     fn other_values_render_as_otlp_json() {
         let mut json = OtherJson::default();
-        let rendered: Vec<String> = others().iter().map(|kv| json.render(kv.value.as_ref()).unwrap().to_owned()).collect();
+        let rendered: Vec<String> = encoded(&others()).iter().map(|kv| json.render(kv).unwrap().to_owned()).collect();
         assert_eq!(rendered, [
             r#"{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"7"}]}}"#,
             r#"{"kvlistValue":{"values":[{"key":"k","value":{"boolValue":true}}]}}"#,
@@ -331,7 +318,9 @@ mod tests {
 
     #[test]
     fn span_and_resource_attributes_render_other_values_alike() {
-        let attrs = others();
+        let encoded = encoded(&others());
+        let attrs: Vec<KeyValueView> = encoded.iter().map(|kv| KeyValueView::parse(kv).unwrap()).collect();
+        assert!(attrs.iter().all(|kv| matches!(kv.value, ValueView::Other(_))));
         let mut per_span = AttrMapsBuilder::with_size(AttrsSize::default());
         per_span.append(&attrs, |_| false).unwrap();
         let mut split = AttrMapsBuilder::with_size(AttrsSize::default());

@@ -11,9 +11,11 @@
 mod attrs;
 mod from_arrow;
 mod to_arrow;
+mod wire;
 
 pub use from_arrow::batches_to_resource_spans;
-pub use to_arrow::{ReceivedSpans, SpanBatchBuilder, convert_request, resource_spans_to_batch, validate_span};
+pub use to_arrow::{ReceivedSpans, SpanBatchBuilder, convert_export_request, convert_request, resource_spans_to_batch};
+pub use wire::{count_spans, encode_request};
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! OTLP `ResourceSpans` → span-table record batches.
+//! OTLP trace requests (their protobuf, read through the views of
+//! [`wire`](super::wire)) → span-table record batches.
 
 use std::sync::Arc;
 
@@ -9,34 +10,32 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Fields};
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 use super::attrs::{AttrMapsBuilder, AttrsSize, SplitAttrs};
+use super::wire::{KeyValueView, RequestView, ResourceSpansView, ScopeSpansView, SpanView, ValueView, encode_request};
 use crate::error::{Error, Result};
 use crate::schema::{
     AttrScope, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
     list_item_field, span_schema,
 };
 
-/// Why a span cannot be stored; receivers report these as rejected spans.
-pub fn validate_span(span: &Span) -> std::result::Result<(), String> {
+/// Why a span cannot be stored (`None` when it can); receivers report these
+/// as rejected spans.
+fn invalid_span(span: &SpanView<'_>, request: &RequestView<'_>) -> Option<String> {
     if span.trace_id.len() != 16 || span.trace_id.iter().all(|b| *b == 0) {
-        return Err(format!("span has invalid trace id {:?} (need 16 bytes, not all zero)", hex::encode(&span.trace_id)));
+        return Some(format!("span has invalid trace id {:?} (need 16 bytes, not all zero)", hex::encode(span.trace_id)));
     }
     if span.span_id.len() != 8 || span.span_id.iter().all(|b| *b == 0) {
-        return Err(format!("span has invalid span id {:?} (need 8 bytes, not all zero)", hex::encode(&span.span_id)));
+        return Some(format!("span has invalid span id {:?} (need 8 bytes, not all zero)", hex::encode(span.span_id)));
     }
     if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
-        return Err(format!("span has invalid parent span id {:?}", hex::encode(&span.parent_span_id)));
+        return Some(format!("span has invalid parent span id {:?}", hex::encode(span.parent_span_id)));
     }
-    for link in &span.links {
-        if link.trace_id.len() != 16 || link.span_id.len() != 8 {
-            return Err("span link has an invalid trace or span id".to_owned());
-        }
+    if request.links(span).iter().any(|link| link.trace_id.len() != 16 || link.span_id.len() != 8) {
+        return Some("span link has an invalid trace or span id".to_owned());
     }
-    Ok(())
+    None
 }
 
 /// Builder for a dedicated attribute column.
@@ -55,10 +54,10 @@ impl DedicatedBuilder {
 
     /// Appends `value` (an attribute already matched to this column by
     /// [`dedicated_slot`], so of the column's type), or null.
-    fn append(&mut self, value: Option<&Value>) {
+    fn append(&mut self, value: Option<ValueView<'_>>) {
         match (self, value) {
-            (DedicatedBuilder::Str(b), Some(Value::StringValue(s))) => b.append_value(s),
-            (DedicatedBuilder::Int(b), Some(Value::IntValue(i))) => b.append_value(*i),
+            (DedicatedBuilder::Str(b), Some(ValueView::Str(s))) => b.append_value(s),
+            (DedicatedBuilder::Int(b), Some(ValueView::Int(i))) => b.append_value(i),
             (DedicatedBuilder::Str(b), _) => b.append_null(),
             (DedicatedBuilder::Int(b), _) => b.append_null(),
         }
@@ -74,28 +73,24 @@ impl DedicatedBuilder {
 
 /// The index in [`DEDICATED_COLUMNS`] of the column of `scope` storing `kv`
 /// (its key and value type match), or `None` when `kv` goes to the maps.
-pub(crate) fn dedicated_slot(scope: AttrScope, kv: &KeyValue) -> Option<usize> {
-    let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+fn dedicated_slot(scope: AttrScope, kv: &KeyValueView<'_>) -> Option<usize> {
     DEDICATED_COLUMNS.iter().position(|d| {
         d.scope == scope
             && d.key == kv.key
-            && matches!(
-                (d.data_type, value),
-                (DedicatedType::Str, Some(Value::StringValue(_))) | (DedicatedType::Int, Some(Value::IntValue(_)))
-            )
+            && matches!((d.data_type, kv.value), (DedicatedType::Str, ValueView::Str(_)) | (DedicatedType::Int, ValueView::Int(_)))
     })
 }
 
 /// Values of the dedicated columns (by index in [`DEDICATED_COLUMNS`]) of one attribute list.
-type DedicatedValues<'a> = [Option<&'a Value>; DEDICATED_COLUMNS.len()];
+type DedicatedValues<'a> = [Option<ValueView<'a>>; DEDICATED_COLUMNS.len()];
 
 /// A filter for attribute lists of `scope` that selects (to leave out of
 /// the maps) the attributes of dedicated columns, recording their values in
 /// `dedicated`.
-fn take_dedicated<'a, 'd>(scope: AttrScope, dedicated: &'d mut DedicatedValues<'a>) -> impl FnMut(&'a KeyValue) -> bool + 'd {
+fn take_dedicated<'a, 'd>(scope: AttrScope, dedicated: &'d mut DedicatedValues<'a>) -> impl FnMut(&KeyValueView<'a>) -> bool + 'd {
     move |kv| match dedicated_slot(scope, kv) {
         Some(slot) => {
-            dedicated[slot] = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            dedicated[slot] = Some(kv.value);
             true
         }
         None => false,
@@ -119,37 +114,30 @@ struct RequestSize {
 }
 
 impl RequestSize {
-    fn of(resource_spans: &[ResourceSpans]) -> Self {
+    fn of(request: &RequestView<'_>) -> Self {
         let mut size = Self::default();
-        let dedicated = |scope| move |kv: &KeyValue| dedicated_slot(scope, kv).is_some();
-        for rs in resource_spans {
+        let dedicated = |scope| move |kv: &KeyValueView| dedicated_slot(scope, kv).is_some();
+        for rs in &request.resource_spans {
             for ss in &rs.scope_spans {
                 let spans = ss.spans.len();
                 size.spans += spans;
-                if let Some(resource) = &rs.resource {
-                    size.resource_attrs.add(&resource.attributes, spans, dedicated(AttrScope::Resource));
-                }
-                if let Some(scope) = &ss.scope {
-                    size.scope_attrs.add(&scope.attributes, spans, |_| false);
-                }
+                size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(AttrScope::Resource));
+                size.scope_attrs.add(&ss.scope.attributes, spans, |_| false);
                 for span in &ss.spans {
                     size.name_bytes += span.name.len();
-                    size.span_attrs.add(&span.attributes, 1, dedicated(AttrScope::Span));
+                    size.span_attrs.add(request.span_attributes(span), 1, dedicated(AttrScope::Span));
                     size.events += span.events.len();
-                    for e in &span.events {
+                    for e in request.events(span) {
                         size.event_name_bytes += e.name.len();
-                        size.event_attrs.add(&e.attributes, 1, |_| false);
+                        size.event_attrs.add(request.event_attributes(e), 1, |_| false);
                     }
                     size.links += span.links.len();
-                    for l in &span.links {
-                        size.link_attrs.add(&l.attributes, 1, |_| false);
+                    for l in request.links(span) {
+                        size.link_attrs.add(request.link_attributes(l), 1, |_| false);
                     }
                 }
             }
         }
-        // Resource and scope maps are appended for every span even when absent.
-        size.resource_attrs.rows = size.spans;
-        size.scope_attrs.rows = size.spans;
         size
     }
 }
@@ -190,28 +178,35 @@ impl NestedListBuilder {
         }
     }
 
-    fn append_events(&mut self, span: &Span) -> Result<()> {
-        for e in &span.events {
+    fn append_events(&mut self, span: &SpanView<'_>, request: &RequestView<'_>) -> Result<()> {
+        let events = request.events(span);
+        for e in events {
             self.time.append_value(e.time_unix_nano as i64);
-            self.name.append_value(&e.name);
+            self.name.append_value(e.name);
             self.dropped.append_value(e.dropped_attributes_count);
-            self.attrs.append(&e.attributes, |_| false)?;
+            self.attrs.append(request.event_attributes(e), |_| false)?;
         }
-        self.offsets.push(self.offsets.last().copied().unwrap_or(0) + span.events.len() as i32);
-        Ok(())
+        self.end_row(events.len())
     }
 
-    fn append_links(&mut self, span: &Span) -> Result<()> {
+    fn append_links(&mut self, span: &SpanView<'_>, request: &RequestView<'_>) -> Result<()> {
         let (trace_ids, span_ids) = self.ids.as_mut().ok_or_else(|| Error::internal("not a link builder"))?;
-        for l in &span.links {
-            trace_ids.append_value(&l.trace_id)?;
-            span_ids.append_value(&l.span_id)?;
-            append_opt_str(&mut self.trace_state, &l.trace_state);
+        let links = request.links(span);
+        for l in links {
+            trace_ids.append_value(l.trace_id)?;
+            span_ids.append_value(l.span_id)?;
+            append_opt_str(&mut self.trace_state, l.trace_state);
             self.flags.append_value(l.flags);
             self.dropped.append_value(l.dropped_attributes_count);
-            self.attrs.append(&l.attributes, |_| false)?;
+            self.attrs.append(request.link_attributes(l), |_| false)?;
         }
-        self.offsets.push(self.offsets.last().copied().unwrap_or(0) + span.links.len() as i32);
+        self.end_row(links.len())
+    }
+
+    /// Ends a span's list of `items` items.
+    fn end_row(&mut self, items: usize) -> Result<()> {
+        let end = i32::try_from(items).ok().and_then(|items| self.offsets.last().copied().unwrap_or(0).checked_add(items));
+        self.offsets.push(end.ok_or_else(|| Error::invalid("too many events or links in one request"))?);
         Ok(())
     }
 
@@ -251,18 +246,17 @@ struct ResourceRow<'a> {
 }
 
 impl<'a> ResourceRow<'a> {
-    fn new(resource_spans: &'a ResourceSpans) -> Result<Self> {
-        static NO_RESOURCE: Resource = Resource { attributes: Vec::new(), dropped_attributes_count: 0, entity_refs: Vec::new() };
-        let resource = resource_spans.resource.as_ref().unwrap_or(&NO_RESOURCE);
+    fn new(resource_spans: &ResourceSpansView<'a>) -> Result<Self> {
+        let resource = &resource_spans.resource;
         let entity_refs =
-            if resource.entity_refs.is_empty() { None } else { Some(serde_json::to_string(&resource.entity_refs)?) };
+            if resource.entity_refs.is_empty() { None } else { Some(serde_json::to_string(&resource.decode_entity_refs()?)?) };
         let mut dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
         let maps = SplitAttrs::new(&resource.attributes, take_dedicated(AttrScope::Resource, &mut dedicated))?;
         Ok(Self {
             dedicated,
             maps,
             dropped_attributes_count: resource.dropped_attributes_count,
-            schema_url: &resource_spans.schema_url,
+            schema_url: resource_spans.schema_url,
             entity_refs,
         })
     }
@@ -278,12 +272,15 @@ struct ScopeRow<'a> {
 }
 
 impl<'a> ScopeRow<'a> {
-    fn new(scope_spans: &'a ScopeSpans) -> Result<Self> {
-        let (name, version, attributes, dropped_attributes_count) = match &scope_spans.scope {
-            Some(scope) => (scope.name.as_str(), scope.version.as_str(), scope.attributes.as_slice(), scope.dropped_attributes_count),
-            None => ("", "", &[][..], 0),
-        };
-        Ok(Self { name, version, maps: SplitAttrs::new(attributes, |_| false)?, dropped_attributes_count, schema_url: &scope_spans.schema_url })
+    fn new(scope_spans: &ScopeSpansView<'a>) -> Result<Self> {
+        let scope = &scope_spans.scope;
+        Ok(Self {
+            name: scope.name,
+            version: scope.version,
+            maps: SplitAttrs::new(&scope.attributes, |_| false)?,
+            dropped_attributes_count: scope.dropped_attributes_count,
+            schema_url: scope_spans.schema_url,
+        })
     }
 }
 
@@ -379,7 +376,8 @@ impl SpanBatchBuilder {
     /// Appends every valid span of `resource_spans` (see [`validate_span`]);
     /// each invalid one is skipped and its reason passed to `rejected`.
     pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, rejected: impl FnMut(String)) -> Result<()> {
-        self.append_request(std::slice::from_ref(resource_spans), rejected).map(drop)
+        let request = encode_request(std::slice::from_ref(resource_spans));
+        self.append_request(&RequestView::parse(&request)?, rejected).map(drop)
     }
 
     /// Appends every valid span of a request in block order (trace id,
@@ -388,32 +386,32 @@ impl SpanBatchBuilder {
     /// time. Each invalid span is skipped and its reason passed to `rejected`.
     /// Returns a row (counted from the last [`finish`](Self::finish)) of
     /// each distinct resource and scope of the spans appended.
-    fn append_request(&mut self, request: &[ResourceSpans], mut rejected: impl FnMut(String)) -> Result<Vec<u32>> {
+    fn append_request(&mut self, request: &RequestView<'_>, mut rejected: impl FnMut(String)) -> Result<Vec<u32>> {
         // Resource and scope attributes are split once and repeated on each span.
-        let mut resources = Vec::with_capacity(request.len());
+        let mut resources = Vec::with_capacity(request.resource_spans.len());
         let mut scopes = Vec::new();
-        let mut spans: Vec<(&Span, usize, usize)> = Vec::new();
-        for resource_spans in request {
+        let mut spans: Vec<(&SpanView, usize, usize)> = Vec::new();
+        for resource_spans in &request.resource_spans {
             resources.push(ResourceRow::new(resource_spans)?);
             for scope_spans in &resource_spans.scope_spans {
                 scopes.push(ScopeRow::new(scope_spans)?);
                 for span in &scope_spans.spans {
-                    match validate_span(span) {
-                        Ok(()) => spans.push((span, resources.len() - 1, scopes.len() - 1)),
-                        Err(reason) => rejected(reason),
+                    match invalid_span(span, request) {
+                        None => spans.push((span, resources.len() - 1, scopes.len() - 1)),
+                        Some(reason) => rejected(reason),
                     }
                 }
             }
         }
         // Starts compare as the block's Int64 column holds them.
         spans.sort_by(|(a, ..), (b, ..)| {
-            (&a.trace_id, a.start_time_unix_nano as i64, &a.span_id).cmp(&(&b.trace_id, b.start_time_unix_nano as i64, &b.span_id))
+            (a.trace_id, a.start_time_unix_nano as i64, a.span_id).cmp(&(b.trace_id, b.start_time_unix_nano as i64, b.span_id))
         });
         // Every scope belongs to one resource: a row of each scope holds both.
         let mut scope_rows = vec![None; scopes.len()];
         for (span, resource, scope) in spans {
             scope_rows[scope].get_or_insert(self.rows as u32);
-            self.append_span(span)?;
+            self.append_span(span, request)?;
             self.append_resource(&resources[resource])?;
             self.append_scope(&scopes[scope])?;
         }
@@ -445,39 +443,38 @@ impl SpanBatchBuilder {
     }
 
     /// Appends the span-level columns of one span (already validated).
-    fn append_span(&mut self, span: &Span) -> Result<()> {
+    fn append_span(&mut self, span: &SpanView<'_>, request: &RequestView<'_>) -> Result<()> {
         self.rows += 1;
-        self.trace_id.append_value(&span.trace_id)?;
-        self.span_id.append_value(&span.span_id)?;
+        self.trace_id.append_value(span.trace_id)?;
+        self.span_id.append_value(span.span_id)?;
         if span.parent_span_id.is_empty() {
             self.parent_span_id.append_null();
         } else {
-            self.parent_span_id.append_value(&span.parent_span_id)?;
+            self.parent_span_id.append_value(span.parent_span_id)?;
         }
-        append_opt_str(&mut self.trace_state, &span.trace_state);
+        append_opt_str(&mut self.trace_state, span.trace_state);
         self.flags.append_value(span.flags);
-        self.name.append_value(&span.name);
+        self.name.append_value(span.name);
         // Kind and status code are small OTLP enums; out-of-range values are clamped
         // to 'unspecified' rather than wrapped.
         self.kind.append_value(i8::try_from(span.kind).unwrap_or(0));
         // Wrapping casts keep every u64 bit: end = start + duration (mod 2^64).
         self.start.append_value(span.start_time_unix_nano as i64);
         self.duration.append_value(span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano) as i64);
-        let (code, message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
-        self.status_code.append_value(i8::try_from(code).unwrap_or(0));
-        append_opt_str(&mut self.status_message, message);
+        self.status_code.append_value(i8::try_from(span.status_code).unwrap_or(0));
+        append_opt_str(&mut self.status_message, span.status_message);
         self.dropped_attributes.append_value(span.dropped_attributes_count);
         self.dropped_events.append_value(span.dropped_events_count);
         self.dropped_links.append_value(span.dropped_links_count);
         let mut dedicated: DedicatedValues = [None; DEDICATED_COLUMNS.len()];
-        self.span_attrs.append(&span.attributes, take_dedicated(AttrScope::Span, &mut dedicated))?;
+        self.span_attrs.append(request.span_attributes(span), take_dedicated(AttrScope::Span, &mut dedicated))?;
         for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(dedicated) {
             if d.scope == AttrScope::Span {
                 builder.append(value);
             }
         }
-        self.events.append_events(span)?;
-        self.links.append_links(span)?;
+        self.events.append_events(span, request)?;
+        self.links.append_links(span, request)?;
         Ok(())
     }
 
@@ -549,13 +546,22 @@ impl From<RecordBatch> for ReceivedSpans {
     }
 }
 
-/// Converts a whole OTLP request body, keeping only valid spans. Returns
-/// them and the rejected spans' reasons.
-pub fn convert_request(resource_spans: &[ResourceSpans]) -> Result<(ReceivedSpans, Vec<String>)> {
-    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(resource_spans));
+/// Converts the protobuf of an OTLP `ExportTraceServiceRequest`, keeping
+/// only valid spans. Returns them and the rejected spans' reasons; malformed
+/// protobuf is an invalid-argument error.
+pub fn convert_export_request(request: &[u8]) -> Result<(ReceivedSpans, Vec<String>)> {
+    let request = RequestView::parse(request)?;
+    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(&request));
     let mut rejected = Vec::new();
-    let resource_rows = builder.append_request(resource_spans, |reason| rejected.push(reason))?;
+    let resource_rows = builder.append_request(&request, |reason| rejected.push(reason))?;
     Ok((ReceivedSpans { batch: builder.finish()?, resource_rows: Some(resource_rows.into()) }, rejected))
+}
+
+/// Converts a whole OTLP request body decoded by prost (OTLP/JSON, and the
+/// Jaeger and Zipkin translations), as [`convert_export_request`] its
+/// protobuf: one conversion serves every protocol.
+pub fn convert_request(resource_spans: &[ResourceSpans]) -> Result<(ReceivedSpans, Vec<String>)> {
+    convert_export_request(&encode_request(resource_spans))
 }
 
 /// Converts a whole OTLP request body into one record batch, keeping only

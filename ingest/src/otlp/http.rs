@@ -76,7 +76,7 @@ async fn export(State(state): State<OtlpHttpState>, headers: HeaderMap, body: Bo
         Err(e) => Err(e),
     };
     result.unwrap_or_else(|e| {
-        if matches!(e, Error::Decode { .. }) {
+        if e.is_malformed() {
             state.distributor.metrics().malformed("otlp_http");
         }
         error_response(&e, reply_encoding)
@@ -86,11 +86,14 @@ async fn export(State(state): State<OtlpHttpState>, headers: HeaderMap, body: Bo
 async fn export_inner(state: &OtlpHttpState, headers: &HeaderMap, body: Body, encoding: Encoding) -> Result<Response> {
     let tenant = state.distributor.tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
     let bytes = read_body(headers, body, state.limits).await?;
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes.as_ref()).map_err(|e| Error::decode("OTLP protobuf", e))?,
-        Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| Error::decode("OTLP JSON", e))?,
+    let outcome = match encoding {
+        Encoding::Protobuf => state.distributor.push_protobuf(&tenant, "otlp_http", &bytes).await?,
+        Encoding::Json => {
+            let request: ExportTraceServiceRequest =
+                serde_json::from_slice(&bytes).map_err(|e| Error::decode("OTLP JSON", e))?;
+            state.distributor.push(&tenant, "otlp_http", bytes.len(), &request.resource_spans).await?
+        }
     };
-    let outcome = state.distributor.push(&tenant, "otlp_http", bytes.len(), &request.resource_spans).await?;
     let response = export_response(&outcome);
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),

@@ -3,7 +3,7 @@
 mod grpc;
 mod http;
 
-pub use grpc::{grpc_server, otlp_grpc_service};
+pub use grpc::{ExportRequestBytes, ExportRequestCodec, grpc_server, otlp_grpc_service};
 pub use http::otlp_http_router;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
