@@ -58,6 +58,27 @@ pub mod col {
     pub const ATTRS: &str = "attrs";
 }
 
+/// A span's place in block order (trace id, start, span id; ids compared
+/// as bytes, starts as the Int64 column holds them), as one integer key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlockOrder {
+    pub trace_id: u128,
+    pub start: i64,
+    pub span_id: u64,
+}
+
+impl BlockOrder {
+    /// The key of a span with a 16-byte trace id and an 8-byte span id.
+    pub fn of(trace_id: &[u8], start: i64, span_id: &[u8]) -> crate::error::Result<Self> {
+        let invalid = || crate::error::Error::internal("trace or span id of the wrong width");
+        Ok(Self {
+            trace_id: u128::from_be_bytes(trace_id.try_into().map_err(|_| invalid())?),
+            start,
+            span_id: u64::from_be_bytes(span_id.try_into().map_err(|_| invalid())?),
+        })
+    }
+}
+
 /// Which attribute list a key lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrScope {

@@ -198,6 +198,11 @@ impl Distributor {
     /// Pushes `request` and counts it in the metrics as a payload of `payload_bytes`.
     async fn push_counted(&self, tenant: &str, protocol: &str, payload_bytes: usize, request: &[u8]) -> Result<PushOutcome> {
         let result = self.push_inner(tenant, request).await;
+        // A payload that does not decode is the receiver's to count (as
+        // malformed), as are those that fail before they reach here.
+        if result.as_ref().is_err_and(|e| e.is_malformed()) {
+            return result;
+        }
         self.metrics.request(tenant, protocol, result.is_ok());
         match &result {
             Ok(outcome) => {

@@ -12,7 +12,7 @@ use arrow::array::{
     StringArray, make_array,
 };
 use arrow::datatypes::Int64Type;
-use arrow::compute::{SortColumn, concat, interleave, lexsort_to_indices};
+use arrow::compute::interleave;
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -31,7 +31,7 @@ use super::nested_set::{TraceSpans, nested_set};
 use super::tags::TagSummary;
 use crate::config::BlockConfig;
 use crate::error::{Error, Result};
-use crate::schema::{DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_schema};
+use crate::schema::{BlockOrder, DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_schema};
 use crate::storage::Layout;
 
 /// Sorts, de-duplicates and completes the derived columns of span batches.
@@ -191,27 +191,32 @@ fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
 /// time, span id), keeping the first row of each (trace_id, span_id): the
 /// WAL replay and the carrying of live traces between heads can both repeat a span.
 fn sorted_unique_rows(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
-    let key = |name: &str| -> Result<ArrayRef> {
-        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(column_index(name)).as_ref()).collect();
-        Ok(concat(&parts)?)
-    };
-    let keys = [key(col::TRACE_ID)?, key(col::START_UNIX_NANO)?, key(col::SPAN_ID)?];
-    let sort_columns: Vec<SortColumn> = keys.iter().map(|values| SortColumn { values: values.clone(), options: None }).collect();
-    let indices = lexsort_to_indices(&sort_columns, None)?;
-    let located: Vec<(usize, usize)> =
-        batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
-    let (trace_ids, span_ids) = (keys[0].as_fixed_size_binary(), keys[2].as_fixed_size_binary());
+    // Sorting plain integer keys is several times cheaper than comparing
+    // the columns row by row (arrow's lexsort was 8% of the ingest's
+    // instructions); the batch and row break ties, so the first copy of a
+    // span in `batches` is the one kept. The stable sort merges the runs it
+    // finds: batches converted from a request are already in block order.
+    let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let (trace_ids, span_ids) = (fsb(batch, col::TRACE_ID)?, fsb(batch, col::SPAN_ID)?);
+        let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>();
+        let starts = starts.ok_or_else(|| Error::internal("start is not int64"))?;
+        for r in 0..batch.num_rows() {
+            let key = BlockOrder::of(trace_ids.value(r), starts.value(r), span_ids.value(r))?;
+            keys.push((key, b as u32, r as u32));
+        }
+    }
+    keys.sort();
+    let mut rows: Vec<(usize, usize)> = Vec::with_capacity(keys.len());
+    let mut previous: Option<&BlockOrder> = None;
     let mut seen = std::collections::HashSet::new();
-    let mut current_trace: Option<&[u8]> = None;
-    let mut rows = Vec::with_capacity(indices.len());
-    for &i in indices.values() {
-        let i = i as usize;
-        if current_trace != Some(trace_ids.value(i)) {
-            current_trace = Some(trace_ids.value(i));
+    for (key, b, r) in &keys {
+        if previous.is_none_or(|p| p.trace_id != key.trace_id) {
             seen.clear();
         }
-        if seen.insert(span_ids.value(i)) {
-            rows.push(located[i]);
+        previous = Some(key);
+        if seen.insert(key.span_id) {
+            rows.push((*b as usize, *r as usize));
         }
     }
     Ok(rows)

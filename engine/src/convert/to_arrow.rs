@@ -16,7 +16,7 @@ use super::attrs::{AttrMapsBuilder, AttrsSize, SplitAttrs};
 use super::wire::{KeyValueView, RequestView, ResourceSpansView, ScopeSpansView, SpanView, ValueView, encode_request};
 use crate::error::{Error, Result};
 use crate::schema::{
-    AttrScope, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
+    AttrScope, BlockOrder, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
     list_item_field, span_schema,
 };
 
@@ -373,7 +373,7 @@ impl SpanBatchBuilder {
         self.rows == 0
     }
 
-    /// Appends every valid span of `resource_spans` (see [`validate_span`]);
+    /// Appends every valid span of `resource_spans` (see [`invalid_span`]);
     /// each invalid one is skipped and its reason passed to `rejected`.
     pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, rejected: impl FnMut(String)) -> Result<()> {
         let request = encode_request(std::slice::from_ref(resource_spans));
@@ -403,10 +403,13 @@ impl SpanBatchBuilder {
                 }
             }
         }
-        // Starts compare as the block's Int64 column holds them.
-        spans.sort_by(|(a, ..), (b, ..)| {
-            (a.trace_id, a.start_time_unix_nano as i64, a.span_id).cmp(&(b.trace_id, b.start_time_unix_nano as i64, b.span_id))
-        });
+        // Ids are valid (16 and 8 bytes); starts compare as the Int64 column holds them.
+        let mut keyed = spans
+            .into_iter()
+            .map(|span| Ok((BlockOrder::of(span.0.trace_id, span.0.start_time_unix_nano as i64, span.0.span_id)?, span)))
+            .collect::<Result<Vec<_>>>()?;
+        keyed.sort_by_key(|(key, _)| *key);
+        let spans = keyed.into_iter().map(|(_, span)| span);
         // Every scope belongs to one resource: a row of each scope holds both.
         let mut scope_rows = vec![None; scopes.len()];
         for (span, resource, scope) in spans {

@@ -13,7 +13,9 @@
 //! singular message field given more than once is merged, as protobuf
 //! requires: its scalar fields are the last given, its repeated fields
 //! concatenated. Attributes of the `other` kind (arrays, kvlists, bytes,
-//! empty values) are decoded with prost when they are rendered.
+//! empty values) and entity references are decoded with prost when they
+//! are rendered, so malformed content nested in them is found only then
+//! (never in the spans rejected for their ids, which are not rendered).
 
 use prost::Message;
 
@@ -151,8 +153,9 @@ impl<'a> Fields<'a> {
     #[inline]
     fn key(&mut self) -> Result<(u32, u64)> {
         let key = self.varint()?;
-        let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0).ok_or_else(|| malformed(format!("invalid field key {key}")))?;
-        Ok((number, key & 7))
+        // As prost: a key is a u32, so field numbers are below 2^29.
+        let number = u32::try_from(key).ok().map(|key| key >> 3).filter(|n| *n != 0);
+        Ok((number.ok_or_else(|| malformed(format!("invalid field key {key}")))?, key & 7))
     }
 
     /// Skips the rest of the group `number` whose start was just read.
@@ -250,19 +253,27 @@ impl<'a> KeyValueView<'a> {
         for field in Fields::new(message) {
             match field? {
                 (1, v) => key = v.str()?,
-                // AnyValue: a oneof, the last of its fields given wins.
+                // AnyValue: a oneof, the last of its fields given wins,
+                // also over several occurrences of the value (they merge).
                 (2, v) => {
-                    value = ValueView::Other(message);
                     for field in Fields::new(v.bytes()?) {
                         value = match field? {
                             (1, v) => ValueView::Str(v.str()?),
                             (2, v) => ValueView::Bool(v.varint()? != 0),
                             (3, v) => ValueView::Int(v.varint()? as i64),
                             (4, v) => ValueView::Float(f64::from_bits(v.fixed64()?)),
-                            (5..=8, _) => ValueView::Other(message),
+                            // Arrays, kvlists and bytes; their content is
+                            // checked by prost when rendered.
+                            (5..=7, v) => v.bytes().map(|_| ValueView::Other(message))?,
+                            // A string-table reference (profiles only).
+                            (8, v) => v.varint().map(|_| ValueView::Other(message))?,
                             _ => continue,
                         };
                     }
+                }
+                // `key_strindex`, used by profiles only.
+                (3, v) => {
+                    v.varint()?;
                 }
                 _ => {}
             }
@@ -589,8 +600,8 @@ pub fn count_spans(message: &[u8]) -> usize {
 /// The protobuf of an `ExportTraceServiceRequest` holding `resource_spans`
 /// (field 1 of the request, each written length-delimited).
 pub fn encode_request(resource_spans: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans]) -> Vec<u8> {
-    let len: usize = resource_spans.iter().map(|rs| 1 + prost::length_delimiter_len(rs.encoded_len()) + rs.encoded_len()).sum();
-    let mut buf = Vec::with_capacity(len);
+    let len = |rs: &opentelemetry_proto::tonic::trace::v1::ResourceSpans| rs.encoded_len();
+    let mut buf = Vec::with_capacity(resource_spans.iter().map(|rs| 1 + prost::length_delimiter_len(len(rs)) + len(rs)).sum());
     for rs in resource_spans {
         buf.push(1 << 3 | 2);
         rs.encode_length_delimited(&mut buf).expect("the buffer grows");
@@ -637,6 +648,7 @@ mod tests {
         assert!(RequestView::parse(&[0x0a, 0x05, 0x01]).is_err(), "length past the end");
         assert!(RequestView::parse(&[0x0a; 11]).is_err());
         assert!(RequestView::parse(&[0xff; 12]).is_err(), "varint of more than 10 bytes");
+        assert!(RequestView::parse(&[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]).is_err(), "key above u32::MAX");
     }
 
     #[test]
@@ -653,6 +665,38 @@ mod tests {
         let rs = [&[0x12, scope.len() as u8][..], &scope].concat();
         let req = [&[0x0a, rs.len() as u8][..], &rs].concat();
         assert!(RequestView::parse(&req).is_err());
+    }
+
+    #[test]
+    fn values_given_twice_merge_as_in_prost() {
+        use opentelemetry_proto::tonic::common::v1::KeyValueList;
+        let value = |v: Option<Value>| AnyValue { value: v }.encode_length_delimited_to_vec();
+        let string = value(Some(Value::StringValue("x".into())));
+        let list = value(Some(Value::KvlistValue(KeyValueList::default())));
+        let (empty, int) = (value(None), value(Some(Value::IntValue(4))));
+        let cases: [(Vec<&[u8]>, ValueView); 3] = [
+            (vec![&string, &empty], ValueView::Str("x")),
+            (vec![&list, &string], ValueView::Str("x")),
+            (vec![&string, &int], ValueView::Int(4)),
+        ];
+        for (values, expected) in cases {
+            let mut kv = vec![0x0a, 0x01, b'k'];
+            for v in values {
+                kv.push(0x12);
+                kv.extend_from_slice(v);
+            }
+            let ours = KeyValueView::parse(&kv).unwrap();
+            assert_eq!(ours.value, expected);
+            let prost = KeyValue::decode(kv.as_slice()).unwrap();
+            let prost_value = prost.value.and_then(|v| v.value);
+            match (prost_value, expected) {
+                (Some(Value::StringValue(s)), ValueView::Str(e)) => assert_eq!(s, e),
+                (Some(Value::IntValue(i)), ValueView::Int(e)) => assert_eq!(i, e),
+                other => panic!("prost and ours differ: {other:?}"),
+            }
+        }
+        // An array value of the wrong wire type is malformed, even when a later value replaces it.
+        assert!(KeyValueView::parse(&[0x12, 0x02, 0x28, 0x01, 0x12, 0x02, 0x18, 0x01]).is_err());
     }
 
     #[test]
