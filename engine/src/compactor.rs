@@ -582,8 +582,9 @@ impl MergeJob {
             inputs.push(Input { stream: Some(stream), pending: VecDeque::new(), block_id: block.meta.block_id });
         }
         let expected_traces = self.inputs.iter().map(|b| b.meta.trace_count).sum();
+        let level = self.inputs.iter().map(|b| b.meta.compaction_level).max().unwrap_or(0) + 1;
         let mut writer =
-            BlockWriter::new(self.store.clone(), self.layout.clone(), &self.block_config, &self.tenant, expected_traces)?;
+            BlockWriter::new(self.store.clone(), self.layout.clone(), &self.block_config, level, &self.tenant, expected_traces)?;
         // Every input's tag summary at hand: their union is the merged block's.
         // (Trace-level intrinsics such as rootName may keep a value a merged
         // trace no longer has; autocomplete can live with that.)
@@ -603,7 +604,7 @@ impl MergeJob {
             }
         }
         let origin = BlockOrigin {
-            compaction_level: self.inputs.iter().map(|b| b.meta.compaction_level).max().unwrap_or(0) + 1,
+            compaction_level: level,
             ingested_unix_seconds: self.inputs.iter().map(|b| b.meta.ingested_at()).max().unwrap_or(0),
             wal_segments: self.wal_segments,
             compacted_from: self.inputs.iter().map(|b| b.meta.block_id).collect(),
