@@ -79,7 +79,7 @@ pub(crate) struct AttrsSize {
 
 impl AttrsSize {
     /// Counts one row holding `attrs` but those `skip` selects, repeated `times` times.
-    pub(crate) fn add(&mut self, attrs: &[KeyValueView<'_>], times: usize, skip: impl Fn(&KeyValueView<'_>) -> bool) {
+    pub(crate) fn add(&mut self, attrs: &[KeyValueView<'_>], times: usize, mut skip: impl FnMut(&KeyValueView<'_>) -> bool) {
         self.rows += times;
         for kv in attrs.iter().filter(|kv| !skip(kv)) {
             self.entries += times;

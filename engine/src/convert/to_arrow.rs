@@ -45,10 +45,11 @@ enum DedicatedBuilder {
 }
 
 impl DedicatedBuilder {
-    fn new(d: &DedicatedColumn) -> Self {
+    /// A builder with room for `rows` values of `bytes` in all.
+    fn with_capacity(d: &DedicatedColumn, rows: usize, bytes: usize) -> Self {
         match d.data_type {
-            DedicatedType::Str => DedicatedBuilder::Str(StringBuilder::new()),
-            DedicatedType::Int => DedicatedBuilder::Int(Int64Builder::new()),
+            DedicatedType::Str => DedicatedBuilder::Str(StringBuilder::with_capacity(rows, bytes)),
+            DedicatedType::Int => DedicatedBuilder::Int(Int64Builder::with_capacity(rows)),
         }
     }
 
@@ -103,6 +104,14 @@ fn take_dedicated<'a, 'd>(scope: AttrScope, dedicated: &'d mut DedicatedValues<'
 struct RequestSize {
     spans: usize,
     name_bytes: usize,
+    trace_state_bytes: usize,
+    status_message_bytes: usize,
+    /// String bytes of each dedicated column (by index in [`DEDICATED_COLUMNS`]).
+    dedicated_bytes: [usize; DEDICATED_COLUMNS.len()],
+    resource_schema_url_bytes: usize,
+    scope_name_bytes: usize,
+    scope_version_bytes: usize,
+    scope_schema_url_bytes: usize,
     span_attrs: AttrsSize,
     resource_attrs: AttrsSize,
     scope_attrs: AttrsSize,
@@ -116,16 +125,34 @@ struct RequestSize {
 impl RequestSize {
     fn of(request: &RequestView<'_>) -> Self {
         let mut size = Self::default();
-        let dedicated = |scope| move |kv: &KeyValueView| dedicated_slot(scope, kv).is_some();
+        // Selects the attributes of dedicated columns (left out of the
+        // maps), counting their string bytes `times` over.
+        fn dedicated<'s>(bytes: &'s mut [usize], scope: AttrScope, times: usize) -> impl FnMut(&KeyValueView) -> bool + 's {
+            move |kv| match dedicated_slot(scope, kv) {
+                Some(slot) => {
+                    if let ValueView::Str(s) = kv.value {
+                        bytes[slot] += s.len() * times;
+                    }
+                    true
+                }
+                None => false,
+            }
+        }
         for rs in &request.resource_spans {
             for ss in &rs.scope_spans {
                 let spans = ss.spans.len();
                 size.spans += spans;
-                size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(AttrScope::Resource));
+                size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(&mut size.dedicated_bytes, AttrScope::Resource, spans));
                 size.scope_attrs.add(&ss.scope.attributes, spans, |_| false);
+                size.resource_schema_url_bytes += rs.schema_url.len() * spans;
+                size.scope_name_bytes += ss.scope.name.len() * spans;
+                size.scope_version_bytes += ss.scope.version.len() * spans;
+                size.scope_schema_url_bytes += ss.schema_url.len() * spans;
                 for span in &ss.spans {
                     size.name_bytes += span.name.len();
-                    size.span_attrs.add(request.span_attributes(span), 1, dedicated(AttrScope::Span));
+                    size.trace_state_bytes += span.trace_state.len();
+                    size.status_message_bytes += span.status_message.len();
+                    size.span_attrs.add(request.span_attributes(span), 1, dedicated(&mut size.dedicated_bytes, AttrScope::Span, 1));
                     size.events += span.events.len();
                     for e in request.events(span) {
                         size.event_name_bytes += e.name.len();
@@ -336,28 +363,32 @@ impl SpanBatchBuilder {
             trace_id: FixedSizeBinaryBuilder::with_capacity(n, 16),
             span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
             parent_span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
-            trace_state: StringBuilder::with_capacity(n, 0),
+            trace_state: StringBuilder::with_capacity(n, size.trace_state_bytes),
             flags: UInt32Builder::with_capacity(n),
             name: StringBuilder::with_capacity(n, size.name_bytes),
             kind: Int8Builder::with_capacity(n),
             start: Int64Builder::with_capacity(n),
             duration: Int64Builder::with_capacity(n),
             status_code: Int8Builder::with_capacity(n),
-            status_message: StringBuilder::with_capacity(n, 0),
+            status_message: StringBuilder::with_capacity(n, size.status_message_bytes),
             dropped_attributes: UInt32Builder::with_capacity(n),
             dropped_events: UInt32Builder::with_capacity(n),
             dropped_links: UInt32Builder::with_capacity(n),
-            dedicated: DEDICATED_COLUMNS.iter().map(DedicatedBuilder::new).collect(),
+            dedicated: DEDICATED_COLUMNS
+                .iter()
+                .zip(size.dedicated_bytes)
+                .map(|(d, bytes)| DedicatedBuilder::with_capacity(d, n, bytes))
+                .collect(),
             span_attrs: AttrMapsBuilder::with_size(size.span_attrs),
             resource_attrs: AttrMapsBuilder::with_size(size.resource_attrs),
             resource_dropped: UInt32Builder::with_capacity(n),
-            resource_schema_url: StringBuilder::with_capacity(n, 0),
+            resource_schema_url: StringBuilder::with_capacity(n, size.resource_schema_url_bytes),
             resource_entity_refs: StringBuilder::with_capacity(n, 0),
-            scope_name: StringBuilder::with_capacity(n, 0),
-            scope_version: StringBuilder::with_capacity(n, 0),
+            scope_name: StringBuilder::with_capacity(n, size.scope_name_bytes),
+            scope_version: StringBuilder::with_capacity(n, size.scope_version_bytes),
             scope_attrs: AttrMapsBuilder::with_size(size.scope_attrs),
             scope_dropped: UInt32Builder::with_capacity(n),
-            scope_schema_url: StringBuilder::with_capacity(n, 0),
+            scope_schema_url: StringBuilder::with_capacity(n, size.scope_schema_url_bytes),
             events: NestedListBuilder::new(false, n, size.events, size.event_name_bytes, size.event_attrs),
             links: NestedListBuilder::new(true, n, size.links, 0, size.link_attrs),
         }
