@@ -248,6 +248,45 @@ pub(crate) struct KeyValueView<'a> {
 
 impl<'a> KeyValueView<'a> {
     pub(crate) fn parse(message: &'a [u8]) -> Result<Self> {
+        Self::parse_common(message).unwrap_or_else(|| Self::parse_fields(message))
+    }
+
+    /// The encoding SDKs write (the key, then a value holding one string,
+    /// int, double or bool, each shorter than 128 bytes), read without the
+    /// field loop: attributes are most of a request's fields. `None` for
+    /// any other layout, which [`Self::parse_fields`] reads.
+    #[inline]
+    fn parse_common(message: &'a [u8]) -> Option<Result<Self>> {
+        let short = |len: u8, rest: &[u8]| len < 0x80 && rest.len() >= len as usize;
+        let [0x0a, key_len, rest @ ..] = message else { return None };
+        if !short(*key_len, rest) {
+            return None;
+        }
+        let (key, rest) = rest.split_at(*key_len as usize);
+        let [0x12, value_len, value @ ..] = rest else { return None };
+        if *value_len >= 0x80 || value.len() != *value_len as usize {
+            return None;
+        }
+        let utf8 = |bytes| std::str::from_utf8(bytes).map_err(|e| malformed(format!("string field is not UTF-8: {e}")));
+        let value = match value {
+            [0x0a, len, string @ ..] if *len < 0x80 && string.len() == *len as usize => match utf8(string) {
+                Ok(string) => ValueView::Str(string),
+                Err(e) => return Some(Err(e)),
+            },
+            [0x18, int @ ..] => {
+                let mut fields = Fields::new(int);
+                let int = fields.varint().ok().filter(|_| fields.buf.is_empty())?;
+                ValueView::Int(int as i64)
+            }
+            [0x21, double @ ..] => ValueView::Float(f64::from_bits(u64::from_le_bytes(double.try_into().ok()?))),
+            [0x10, bool] if *bool < 0x80 => ValueView::Bool(*bool != 0),
+            _ => return None,
+        };
+        Some(utf8(key).map(|key| Self { key, value }))
+    }
+
+    /// Any encoding: every field in turn.
+    fn parse_fields(message: &'a [u8]) -> Result<Self> {
         let mut key = "";
         let mut value = ValueView::Other(message);
         for field in Fields::new(message) {
@@ -665,6 +704,35 @@ mod tests {
         let rs = [&[0x12, scope.len() as u8][..], &scope].concat();
         let req = [&[0x0a, rs.len() as u8][..], &rs].concat();
         assert!(RequestView::parse(&req).is_err());
+    }
+
+    #[test]
+    fn the_common_attribute_encoding_reads_as_any_other() {
+        let kv = |value: Option<Value>| KeyValue { key: "key".into(), value: Some(AnyValue { value }), ..Default::default() };
+        let long = "x".repeat(200);
+        let attributes = [
+            kv(Some(Value::StringValue("value".into()))),
+            kv(Some(Value::StringValue(String::new()))),
+            kv(Some(Value::StringValue(long.clone()))),
+            kv(Some(Value::IntValue(-1))),
+            kv(Some(Value::IntValue(300))),
+            kv(Some(Value::DoubleValue(2.5))),
+            kv(Some(Value::BoolValue(true))),
+            kv(Some(Value::BytesValue(vec![1]))),
+            kv(None),
+            KeyValue { key: long, ..Default::default() },
+        ];
+        for attribute in &attributes {
+            let bytes = attribute.encode_to_vec();
+            let (fast, any) = (KeyValueView::parse(&bytes).unwrap(), KeyValueView::parse_fields(&bytes).unwrap());
+            assert_eq!((fast.key, fast.value), (any.key, any.value), "{attribute:?}");
+        }
+        let common = |bytes: &[u8]| KeyValueView::parse_common(bytes).is_some();
+        assert!(common(&attributes[0].encode_to_vec()) && common(&attributes[4].encode_to_vec()));
+        assert!(!common(&attributes[2].encode_to_vec()) && !common(&attributes[8].encode_to_vec()));
+        // Invalid UTF-8 is an error on the short path too.
+        assert!(KeyValueView::parse(&[0x0a, 0x01, 0xff, 0x12, 0x02, 0x0a, 0x00]).is_err());
+        assert!(KeyValueView::parse(&[0x0a, 0x01, b'k', 0x12, 0x03, 0x0a, 0x01, 0xff]).is_err());
     }
 
     #[test]
