@@ -11,7 +11,8 @@
 # `#[global_allocator]` line of api/src/main.rs commented out. Old and new
 # builds are best compared alternately, several runs each: CPU seconds vary
 # by ±15% from run to run on a 2-core machine, callgrind's counts by <1%.
-# Extra server environment (MIMALLOC_PURGE_DELAY=...) passes through.
+# Extra server environment (MIMALLOC_PURGE_DELAY=...) passes through;
+# FSYNC=never sets the WAL's fsync policy (default always, as the server's).
 set -euo pipefail
 
 MODE=${1:?usage: measure-ingest.sh cpu|callgrind|heaptrack [BIN]}
@@ -49,6 +50,7 @@ storage:
       path: $OUT/data/blocks
     wal:
       path: $OUT/data/wal
+      fsync: ${FSYNC:-always}
 YAML
 
 case "$MODE" in
