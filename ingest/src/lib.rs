@@ -1,7 +1,8 @@
-//! Protocol receivers. Each decodes its wire format into OTLP `ResourceSpans`
-//! and hands them to the [`Distributor`], the single write path into the
-//! engine, so limits, tenants, acknowledgement and errors are the same for
-//! every protocol.
+//! Protocol receivers. Each hands OTLP trace protobuf to the
+//! [`Distributor`], the single write path into the engine, so limits,
+//! tenants, acknowledgement and errors are the same for every protocol:
+//! OTLP's as received, the others decoded or translated into OTLP
+//! `ResourceSpans` and encoded.
 
 pub mod body;
 pub mod config;
