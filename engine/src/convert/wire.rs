@@ -508,35 +508,36 @@ impl<'a> RequestView<'a> {
     }
 
     fn resource_spans(&mut self, message: &'a [u8]) -> Result<ResourceSpansView<'a>> {
-        let mut resource_spans = ResourceSpansView::default();
-        for field in Fields::new(message) {
-            match field? {
-                (1, v) => resource_spans.resource.merge(v.bytes()?)?,
-                (2, v) => {
-                    let ss = self.scope_spans(v.bytes()?)?;
-                    resource_spans.scope_spans.push(ss);
-                }
-                (3, v) => resource_spans.schema_url = v.str()?,
-                _ => {}
-            }
-        }
-        Ok(resource_spans)
+        let mut resource = ResourceView::default();
+        let (scope_spans, schema_url) = self.container(message, |m| resource.merge(m), Self::scope_spans)?;
+        Ok(ResourceSpansView { resource, scope_spans, schema_url })
     }
 
     fn scope_spans(&mut self, message: &'a [u8]) -> Result<ScopeSpansView<'a>> {
-        let mut scope_spans = ScopeSpansView::default();
+        let mut scope = ScopeView::default();
+        let (spans, schema_url) = self.container(message, |m| scope.merge(m), Self::span)?;
+        Ok(ScopeSpansView { scope, spans, schema_url })
+    }
+
+    /// A `ResourceSpans` or `ScopeSpans`, which share their layout: the
+    /// resource or scope (field 1, given to `merge`), the children (field
+    /// 2, each read by `child`) and the schema URL (field 3).
+    fn container<T>(
+        &mut self,
+        message: &'a [u8],
+        mut merge: impl FnMut(&'a [u8]) -> Result<()>,
+        child: impl Fn(&mut Self, &'a [u8]) -> Result<T>,
+    ) -> Result<(Vec<T>, &'a str)> {
+        let (mut children, mut schema_url) = (Vec::new(), "");
         for field in Fields::new(message) {
             match field? {
-                (1, v) => scope_spans.scope.merge(v.bytes()?)?,
-                (2, v) => {
-                    let span = self.span(v.bytes()?)?;
-                    scope_spans.spans.push(span);
-                }
-                (3, v) => scope_spans.schema_url = v.str()?,
+                (1, v) => merge(v.bytes()?)?,
+                (2, v) => children.push(child(self, v.bytes()?)?),
+                (3, v) => schema_url = v.str()?,
                 _ => {}
             }
         }
-        Ok(scope_spans)
+        Ok((children, schema_url))
     }
 
     fn span(&mut self, message: &'a [u8]) -> Result<SpanView<'a>> {
