@@ -193,9 +193,11 @@ fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
 fn sorted_unique_rows(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
     // Sorting plain integer keys is several times cheaper than comparing
     // the columns row by row (arrow's lexsort was 8% of the ingest's
-    // instructions); the batch and row break ties, so the first copy of a
-    // span in `batches` is the one kept. The stable sort merges the runs it
-    // finds: batches converted from a request are already in block order.
+    // instructions). Of the copies of a span (same trace and span id), the
+    // one with the earliest start is kept, and of those with equal starts
+    // the first in `batches` (the batch and row break ties). The stable sort
+    // merges the runs it finds: batches converted from a request are
+    // already in block order.
     let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for (b, batch) in batches.iter().enumerate() {
         let (trace_ids, span_ids) = (fsb(batch, col::TRACE_ID)?, fsb(batch, col::SPAN_ID)?);

@@ -78,6 +78,13 @@ pub(crate) struct AttrsSize {
 }
 
 impl AttrsSize {
+    /// About how many bytes the maps of this size take: keys, string
+    /// values, the offsets of both and 8-byte values, and map offsets.
+    pub(crate) fn bytes(&self) -> usize {
+        let fixed = self.entries.saturating_mul(16).saturating_add(self.rows.saturating_mul(4));
+        fixed.saturating_add(self.key_bytes).saturating_add(self.str_bytes)
+    }
+
     /// Counts one row holding `attrs` but those `skip` selects, repeated `times` times.
     pub(crate) fn add(&mut self, attrs: &[KeyValueView<'_>], times: usize, mut skip: impl FnMut(&KeyValueView<'_>) -> bool) {
         self.rows += times;

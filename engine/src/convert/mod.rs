@@ -209,6 +209,38 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_would_expand_past_the_limit_is_refused_before_anything_is_allocated() {
+        let big = KeyValue {
+            key: "blob".into(),
+            value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(1 << 20))) }),
+            ..Default::default()
+        };
+        let spans = |valid: bool| -> Vec<Span> {
+            (1..=2000u32)
+                .map(|i| Span {
+                    trace_id: if valid { [i.to_be_bytes().as_slice(), &[1; 12]].concat() } else { Vec::new() },
+                    span_id: vec![1; 8],
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let request = |valid| {
+            vec![ResourceSpans {
+                resource: Some(Resource { attributes: vec![big.clone()], ..Default::default() }),
+                scope_spans: vec![ScopeSpans { spans: spans(valid), ..Default::default() }],
+                ..Default::default()
+            }]
+        };
+        // 1 MiB on each of 2000 spans: 2 GiB of span columns.
+        let error = convert_request(&request(true)).unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(error.to_string().contains("send fewer spans per request"), "{error}");
+        // Spans rejected for their ids do not count.
+        let (received, rejected) = convert_request(&request(false)).unwrap();
+        assert_eq!((received.batch.num_rows(), rejected.len()), (0, 2000));
+    }
+
+    #[test]
     fn a_request_is_converted_into_builders_sized_for_it() {
         let str_attr = |key: &str, value: String| KeyValue {
             key: key.into(),

@@ -122,8 +122,16 @@ struct RequestSize {
     link_attrs: AttrsSize,
 }
 
+/// Most bytes the span columns of one request may take once its resource
+/// and scope attributes are repeated on each of its spans. A request of a
+/// few MiB could otherwise ask for terabytes (a large resource attribute
+/// over many small spans), and a string column's offsets are 32-bit.
+pub const MAX_REQUEST_COLUMN_BYTES: usize = 1 << 30;
+
 impl RequestSize {
-    fn of(request: &RequestView<'_>) -> Self {
+    /// The size of the `valid` spans of `request`; an error when it is over
+    /// [`MAX_REQUEST_COLUMN_BYTES`].
+    fn of(request: &RequestView<'_>, valid: &ValidSpans<'_, '_>) -> Result<Self> {
         let mut size = Self::default();
         // Selects the attributes of dedicated columns (left out of the
         // maps), counting their string bytes `times` over.
@@ -138,34 +146,103 @@ impl RequestSize {
                 None => false,
             }
         }
-        for rs in &request.resource_spans {
-            for ss in &rs.scope_spans {
-                let spans = ss.spans.len();
-                size.spans += spans;
-                size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(&mut size.dedicated_bytes, AttrScope::Resource, spans));
-                size.scope_attrs.add(&ss.scope.attributes, spans, |_| false);
-                size.resource_schema_url_bytes += rs.schema_url.len() * spans;
-                size.scope_name_bytes += ss.scope.name.len() * spans;
-                size.scope_version_bytes += ss.scope.version.len() * spans;
-                size.scope_schema_url_bytes += ss.schema_url.len() * spans;
-                for span in &ss.spans {
-                    size.name_bytes += span.name.len();
-                    size.trace_state_bytes += span.trace_state.len();
-                    size.status_message_bytes += span.status_message.len();
-                    size.span_attrs.add(request.span_attributes(span), 1, dedicated(&mut size.dedicated_bytes, AttrScope::Span, 1));
-                    size.events += span.events.len();
-                    for e in request.events(span) {
-                        size.event_name_bytes += e.name.len();
-                        size.event_attrs.add(request.event_attributes(e), 1, |_| false);
-                    }
-                    size.links += span.links.len();
-                    for l in request.links(span) {
-                        size.link_attrs.add(request.link_attributes(l), 1, |_| false);
+        // Resource and scope columns repeat on every valid span of the scope.
+        let scopes = request.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter().map(move |ss| (rs, ss)));
+        for ((rs, ss), spans) in scopes.zip(valid.per_scope.iter().copied()) {
+            size.spans += spans;
+            size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(&mut size.dedicated_bytes, AttrScope::Resource, spans));
+            size.scope_attrs.add(&ss.scope.attributes, spans, |_| false);
+            size.resource_schema_url_bytes += rs.schema_url.len() * spans;
+            size.scope_name_bytes += ss.scope.name.len() * spans;
+            size.scope_version_bytes += ss.scope.version.len() * spans;
+            size.scope_schema_url_bytes += ss.schema_url.len() * spans;
+        }
+        for (span, ..) in &valid.spans {
+            size.name_bytes += span.name.len();
+            size.trace_state_bytes += span.trace_state.len();
+            size.status_message_bytes += span.status_message.len();
+            size.span_attrs.add(request.span_attributes(span), 1, dedicated(&mut size.dedicated_bytes, AttrScope::Span, 1));
+            size.events += span.events.len();
+            for e in request.events(span) {
+                size.event_name_bytes += e.name.len();
+                size.event_attrs.add(request.event_attributes(e), 1, |_| false);
+            }
+            size.links += span.links.len();
+            for l in request.links(span) {
+                size.link_attrs.add(request.link_attributes(l), 1, |_| false);
+            }
+        }
+        let bytes = size.column_bytes();
+        if bytes > MAX_REQUEST_COLUMN_BYTES {
+            return Err(Error::invalid(format!(
+                "request too large once its resource and scope attributes are repeated on each of its {} spans: \
+                 {bytes} bytes of span columns (limit {MAX_REQUEST_COLUMN_BYTES}); send fewer spans per request",
+                size.spans
+            )));
+        }
+        Ok(size)
+    }
+
+    /// About how many bytes the span columns of this size take (every
+    /// string byte and offset, and the fixed-width columns).
+    fn column_bytes(&self) -> usize {
+        // Ids, times, counts, kinds and the offsets of every string column.
+        const FIXED_PER_SPAN: usize = 200;
+        const FIXED_PER_ITEM: usize = 64;
+        [
+            self.spans.saturating_mul(FIXED_PER_SPAN),
+            (self.events + self.links).saturating_mul(FIXED_PER_ITEM),
+            self.name_bytes,
+            self.trace_state_bytes,
+            self.status_message_bytes,
+            self.dedicated_bytes.iter().fold(0, |sum, b| sum.saturating_add(*b)),
+            self.resource_schema_url_bytes,
+            self.scope_name_bytes,
+            self.scope_version_bytes,
+            self.scope_schema_url_bytes,
+            self.event_name_bytes,
+            self.span_attrs.bytes(),
+            self.resource_attrs.bytes(),
+            self.scope_attrs.bytes(),
+            self.event_attrs.bytes(),
+            self.link_attrs.bytes(),
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
+    }
+}
+
+/// The valid spans of a request in block order (trace id, start, span id),
+/// each with the number of its resource and of its scope (in request order).
+struct ValidSpans<'r, 'a> {
+    spans: Vec<(&'r SpanView<'a>, usize, usize)>,
+    /// Valid spans per scope.
+    per_scope: Vec<usize>,
+}
+
+impl<'r, 'a> ValidSpans<'r, 'a> {
+    /// Each invalid span of `request` is left out and its reason passed to `rejected`.
+    fn of(request: &'r RequestView<'a>, mut rejected: impl FnMut(String)) -> Result<Self> {
+        let (mut spans, mut per_scope) = (Vec::new(), Vec::new());
+        for (resource, resource_spans) in request.resource_spans.iter().enumerate() {
+            for scope_spans in &resource_spans.scope_spans {
+                let scope = per_scope.len();
+                per_scope.push(0);
+                for span in &scope_spans.spans {
+                    match invalid_span(span, request) {
+                        None => {
+                            // Ids are valid (16 and 8 bytes); starts compare as the Int64 column holds them.
+                            let key = BlockOrder::of(span.trace_id, span.start_time_unix_nano as i64, span.span_id)?;
+                            spans.push((key, (span, resource, scope)));
+                            per_scope[scope] += 1;
+                        }
+                        Some(reason) => rejected(reason),
                     }
                 }
             }
         }
-        size
+        spans.sort_by_key(|(key, _)| *key);
+        Ok(Self { spans: spans.into_iter().map(|(_, span)| span).collect(), per_scope })
     }
 }
 
@@ -408,42 +485,29 @@ impl SpanBatchBuilder {
     /// each invalid one is skipped and its reason passed to `rejected`.
     pub fn append_resource_spans(&mut self, resource_spans: &ResourceSpans, rejected: impl FnMut(String)) -> Result<()> {
         let request = encode_request(std::slice::from_ref(resource_spans));
-        self.append_request(&RequestView::parse(&request)?, rejected).map(drop)
+        let view = RequestView::parse(&request)?;
+        let valid = ValidSpans::of(&view, rejected)?;
+        self.append_request(&view, valid).map(drop)
     }
 
-    /// Appends every valid span of a request in block order (trace id,
-    /// start, span id), so that the rows of one trace are adjacent and a
-    /// block is gathered from such batches a trace at a time, not a row at a
-    /// time. Each invalid span is skipped and its reason passed to `rejected`.
-    /// Returns a row (counted from the last [`finish`](Self::finish)) of
-    /// each distinct resource and scope of the spans appended.
-    fn append_request(&mut self, request: &RequestView<'_>, mut rejected: impl FnMut(String)) -> Result<Vec<u32>> {
+    /// Appends the `valid` spans of `request` in block order, so that the
+    /// rows of one trace are adjacent and a block is gathered from such
+    /// batches a trace at a time, not a row at a time. Returns a row
+    /// (counted from the last [`finish`](Self::finish)) of each distinct
+    /// resource and scope of the spans appended.
+    fn append_request(&mut self, request: &RequestView<'_>, valid: ValidSpans<'_, '_>) -> Result<Vec<u32>> {
         // Resource and scope attributes are split once and repeated on each span.
         let mut resources = Vec::with_capacity(request.resource_spans.len());
-        let mut scopes = Vec::new();
-        let mut spans: Vec<(&SpanView, usize, usize)> = Vec::new();
+        let mut scopes = Vec::with_capacity(valid.per_scope.len());
         for resource_spans in &request.resource_spans {
             resources.push(ResourceRow::new(resource_spans)?);
             for scope_spans in &resource_spans.scope_spans {
                 scopes.push(ScopeRow::new(scope_spans)?);
-                for span in &scope_spans.spans {
-                    match invalid_span(span, request) {
-                        None => spans.push((span, resources.len() - 1, scopes.len() - 1)),
-                        Some(reason) => rejected(reason),
-                    }
-                }
             }
         }
-        // Ids are valid (16 and 8 bytes); starts compare as the Int64 column holds them.
-        let mut keyed = spans
-            .into_iter()
-            .map(|span| Ok((BlockOrder::of(span.0.trace_id, span.0.start_time_unix_nano as i64, span.0.span_id)?, span)))
-            .collect::<Result<Vec<_>>>()?;
-        keyed.sort_by_key(|(key, _)| *key);
-        let spans = keyed.into_iter().map(|(_, span)| span);
         // Every scope belongs to one resource: a row of each scope holds both.
         let mut scope_rows = vec![None; scopes.len()];
-        for (span, resource, scope) in spans {
+        for (span, resource, scope) in valid.spans {
             scope_rows[scope].get_or_insert(self.rows as u32);
             self.append_span(span, request)?;
             self.append_resource(&resources[resource])?;
@@ -585,9 +649,10 @@ impl From<RecordBatch> for ReceivedSpans {
 /// protobuf is an invalid-argument error.
 pub fn convert_export_request(request: &[u8]) -> Result<(ReceivedSpans, Vec<String>)> {
     let request = RequestView::parse(request)?;
-    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(&request));
     let mut rejected = Vec::new();
-    let resource_rows = builder.append_request(&request, |reason| rejected.push(reason))?;
+    let valid = ValidSpans::of(&request, |reason| rejected.push(reason))?;
+    let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(&request, &valid)?);
+    let resource_rows = builder.append_request(&request, valid)?;
     Ok((ReceivedSpans { batch: builder.finish()?, resource_rows: Some(resource_rows.into()) }, rejected))
 }
 
