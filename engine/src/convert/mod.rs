@@ -238,6 +238,17 @@ mod tests {
         // Spans rejected for their ids do not count.
         let (received, rejected) = convert_request(&request(false)).unwrap();
         assert_eq!((received.batch.num_rows(), rejected.len()), (0, 2000));
+        // Nor may a request hold more than a million spans (empty ones here: 2 bytes each).
+        let field = |tag: u8, body: Vec<u8>| {
+            let mut out = vec![tag];
+            prost::encode_length_delimiter(body.len(), &mut out).unwrap();
+            out.extend(body);
+            out
+        };
+        let empty_spans = [0x12u8, 0x00].repeat(super::to_arrow::MAX_REQUEST_SPANS + 1);
+        let body = field(0x0a, field(0x12, empty_spans));
+        let error = convert_export_request(&body).unwrap_err();
+        assert!(error.to_string().contains("send fewer spans per request"), "{error}");
     }
 
     #[test]
