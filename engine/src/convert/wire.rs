@@ -35,6 +35,11 @@ impl From<Malformed> for Error {
 
 type Result<T, E = Malformed> = std::result::Result<T, E>;
 
+/// A string field's bytes as a `str`.
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| malformed(format!("string field is not UTF-8: {e}")))
+}
+
 #[cold]
 fn malformed(what: impl std::fmt::Display) -> Malformed {
     Malformed(what.to_string().into())
@@ -97,7 +102,7 @@ impl<'a> FieldValue<'a> {
     }
 
     fn str(self) -> Result<&'a str> {
-        std::str::from_utf8(self.bytes()?).map_err(|e| malformed(format!("string field is not UTF-8: {e}")))
+        utf8(self.bytes()?)
     }
 }
 
@@ -218,7 +223,7 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 /// The messages (or bytes) of the repeated field `number` of `message`.
-fn repeated(message: &[u8], number: u32) -> impl Iterator<Item = Result<&[u8]>> + Clone {
+fn repeated(message: &[u8], number: u32) -> impl Iterator<Item = Result<&[u8]>> {
     Fields::new(message).filter_map(move |field| match field {
         Ok((n, value)) if n == number => Some(value.bytes()),
         Ok(_) => None,
@@ -267,7 +272,6 @@ impl<'a> KeyValueView<'a> {
         if *value_len >= 0x80 || value.len() != *value_len as usize {
             return None;
         }
-        let utf8 = |bytes| std::str::from_utf8(bytes).map_err(|e| malformed(format!("string field is not UTF-8: {e}")));
         let value = match value {
             [0x0a, len, string @ ..] if *len < 0x80 && string.len() == *len as usize => match utf8(string) {
                 Ok(string) => ValueView::Str(string),
