@@ -12,7 +12,8 @@
 # builds are best compared alternately, several runs each: CPU seconds vary
 # by ±15% from run to run on a 2-core machine, callgrind's counts by <1%.
 # Extra server environment (MIMALLOC_PURGE_DELAY=...) passes through;
-# FSYNC=never sets the WAL's fsync policy (default always, as the server's).
+# FSYNC=never sets the WAL's fsync policy (default always, as the server's);
+# MAX_BLOCK_BYTES=... the ingester's (default the server's).
 set -euo pipefail
 
 MODE=${1:?usage: measure-ingest.sh cpu|callgrind|heaptrack [BIN]}
@@ -40,6 +41,7 @@ distributor:
           endpoint: 127.0.0.1:$GRPC_PORT
 ingester:
   max_block_duration: 30s
+${MAX_BLOCK_BYTES:+  max_block_bytes: $MAX_BLOCK_BYTES}
 $IDLE
 compactor:
   compaction:

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, FixedSizeBinaryArray};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, ArrayRef, BooleanArray};
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStore;
 use parking_lot::{Condvar, Mutex};
@@ -23,7 +22,7 @@ use crate::convert::ReceivedSpans;
 use crate::config::{BlockConfig, FsyncPolicy, IngesterConfig, TraceStorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::EngineMetrics;
-use crate::schema::{col, column_index};
+use crate::schema::col;
 use crate::storage::Layout;
 use crate::wal::{self, SegmentSync, WalSegment};
 
@@ -40,14 +39,12 @@ pub fn validate_tenant(tenant: &str) -> Result<()> {
 /// Spans written to the WAL but not yet cut into a block.
 struct Head {
     segment: WalSegment,
-    batches: Vec<RecordBatch>,
+    batches: Vec<ReceivedSpans>,
     bytes: usize,
     created: Instant,
     /// Per trace: when it last got spans, and whether it was already carried
     /// over from a previous head (traces are carried at most once).
     traces: HashMap<[u8; 16], (Instant, bool)>,
-    /// Parallel to `batches`: their [`ReceivedSpans::resource_rows`].
-    resource_rows: Vec<Option<Arc<[u32]>>>,
 }
 
 impl Head {
@@ -58,15 +55,12 @@ impl Head {
             bytes: 0,
             created: Instant::now(),
             traces: HashMap::new(),
-            resource_rows: Vec::new(),
         }
     }
 
     fn push(&mut self, spans: ReceivedSpans, carried: bool) {
-        let ReceivedSpans { batch, resource_rows } = spans;
-        self.resource_rows.push(resource_rows);
         let now = Instant::now();
-        if let Some(ids) = batch.column(column_index(col::TRACE_ID)).as_any().downcast_ref::<FixedSizeBinaryArray>() {
+        if let Ok(ids) = spans.trace_ids() {
             for i in 0..ids.len() {
                 if let Ok(id) = <[u8; 16]>::try_from(ids.value(i)) {
                     let entry = self.traces.entry(id).or_insert((now, carried));
@@ -74,8 +68,8 @@ impl Head {
                 }
             }
         }
-        self.bytes += batch.get_array_memory_size();
-        self.batches.push(batch);
+        self.bytes += spans.memory_size();
+        self.batches.push(spans);
     }
 }
 
@@ -91,10 +85,6 @@ struct Sealed {
     bytes: AtomicUsize,
     /// WAL segments holding these spans, deleted once the block is written.
     segment_paths: Vec<PathBuf>,
-    /// Parallel to the raw batches: their [`ReceivedSpans::resource_rows`]
-    /// (empty for replayed WAL segments; `None` for batches split or carried
-    /// between heads).
-    resource_rows: Vec<Option<Arc<[u32]>>>,
     /// How often the spans were prepared (tests check it is once).
     #[cfg(test)]
     preparations: AtomicUsize,
@@ -103,16 +93,12 @@ struct Sealed {
     on_preparing: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-/// The tag summary of a block written from a sealed head's batches as
-/// received, whose trace-level root names and services are `roots`. Resources and scopes
-/// are read at the `resource_rows` of a batch (parallel to `spans`) where
-/// known; otherwise each distinct one is found among all its spans (on
-/// `small`, that was 5% of the ingest CPU).
-fn summarise(spans: &[RecordBatch], resource_rows: &[Option<Arc<[u32]>>], roots: [&ArrayRef; 2]) -> Result<TagSummary> {
+/// The tag summary of a block written from a sealed head's spans as
+/// received, whose trace-level root names and services are `roots`.
+fn summarise(spans: &[ReceivedSpans], roots: [&ArrayRef; 2]) -> Result<TagSummary> {
     let mut tags = TagSummary::default();
-    for (i, batch) in spans.iter().enumerate() {
-        tags.add_resources(batch, resource_rows.get(i).and_then(Option::as_deref))?;
-        tags.add_span_tags(batch)?;
+    for received in spans {
+        tags.add_spans(received)?;
     }
     tags.add_trace_roots(roots[0], roots[1]);
     Ok(tags)
@@ -123,26 +109,25 @@ enum SpansToFlush {
     /// A query prepared them already.
     Prepared(RecordBatch),
     /// As received: the flush gathers them in block order a slice at a time.
-    Raw(Vec<RecordBatch>),
+    Raw(Vec<ReceivedSpans>),
 }
 
 enum SealedSpans {
-    Raw(Vec<RecordBatch>),
+    Raw(Vec<ReceivedSpans>),
     /// One caller prepares these outside the lock; the others wait for it.
-    Preparing(Vec<RecordBatch>),
+    Preparing(Vec<ReceivedSpans>),
     /// Sorted, de-duplicated and with derived columns, like a block.
     Prepared(RecordBatch),
 }
 
 impl Sealed {
-    fn new(batches: Vec<RecordBatch>, segment_paths: Vec<PathBuf>, resource_rows: Vec<Option<Arc<[u32]>>>) -> Self {
-        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    fn new(batches: Vec<ReceivedSpans>, segment_paths: Vec<PathBuf>) -> Self {
+        let bytes = batches.iter().map(ReceivedSpans::memory_size).sum();
         Self {
             spans: Mutex::new(SealedSpans::Raw(batches)),
             preparation_ended: Condvar::new(),
             bytes: AtomicUsize::new(bytes),
             segment_paths,
-            resource_rows,
             #[cfg(test)]
             preparations: AtomicUsize::new(0),
             #[cfg(test)]
@@ -199,11 +184,11 @@ impl Sealed {
         }
     }
 
-    /// The spans as held: the raw batches, or the prepared one.
-    fn batches(&self) -> Vec<RecordBatch> {
+    /// The spans as span-schema batches: the raw ones, or the prepared one.
+    fn batches(&self) -> Result<Vec<RecordBatch>> {
         match &*self.spans.lock() {
-            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => batches.clone(),
-            SealedSpans::Prepared(batch) => vec![batch.clone()],
+            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => batches.iter().map(ReceivedSpans::to_batch).collect(),
+            SealedSpans::Prepared(batch) => Ok(vec![batch.clone()]),
         }
     }
 }
@@ -303,7 +288,7 @@ impl Ingester {
         let next_seq = first_free_seq(&replayed, &catalog);
         // All segments of a tenant replay into one sealed head, so spans
         // written twice (carried between heads) are de-duplicated in one block.
-        let mut by_tenant: HashMap<String, (Vec<RecordBatch>, Vec<PathBuf>)> = HashMap::new();
+        let mut by_tenant: HashMap<String, (Vec<ReceivedSpans>, Vec<PathBuf>)> = HashMap::new();
         for segment in replayed {
             let name = WalSegment::file_name(&segment.path);
             let flushed = catalog.blocks(&segment.tenant).iter().any(|b| b.meta.wal_segments.contains(&name));
@@ -316,13 +301,13 @@ impl Ingester {
             metrics.wal_replayed_spans.inc_by(spans as u64);
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
             let (batches, paths) = by_tenant.entry(segment.tenant).or_default();
-            batches.extend(segment.batches);
+            batches.extend(segment.batches.into_iter().map(ReceivedSpans::from));
             paths.push(segment.path);
         }
         let tenants: HashMap<String, Arc<Mutex<TenantState>>> = by_tenant
             .into_iter()
             .map(|(tenant, (batches, paths))| {
-                let state = TenantState { sealed: vec![Arc::new(Sealed::new(batches, paths, Vec::new()))], ..Default::default() };
+                let state = TenantState { sealed: vec![Arc::new(Sealed::new(batches, paths))], ..Default::default() };
                 (tenant, Arc::new(Mutex::new(state)))
             })
             .collect();
@@ -360,7 +345,7 @@ impl Ingester {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
-        if spans.batch.num_rows() == 0 {
+        if spans.num_rows() == 0 {
             return Ok(());
         }
         let this = self.clone();
@@ -396,7 +381,9 @@ impl Ingester {
             state.head = Some(Head::new(self.new_segment(tenant)?));
         }
         let head = state.head.as_mut().expect("head was just created");
-        let end = match head.segment.write(&spans.batch) {
+        // The WAL holds span-schema batches, each span with its resource and scope.
+        let batch = spans.to_batch()?;
+        let end = match head.segment.write(&batch) {
             Ok(end) => end,
             Err(e) => {
                 // Retire the segment (cut back to its last complete record) and
@@ -411,7 +398,7 @@ impl Ingester {
                 if head.batches.is_empty() {
                     let _ = std::fs::remove_file(&path);
                 } else {
-                    state.sealed.push(Arc::new(Sealed::new(head.batches, vec![path], head.resource_rows)));
+                    state.sealed.push(Arc::new(Sealed::new(head.batches, vec![path])));
                 }
                 state.generation += 1;
                 return Err(e);
@@ -435,7 +422,7 @@ impl Ingester {
         let (sealed, head_raw, cached_head, generation) = {
             let state = state.lock();
             let cached = state.prepared_head.as_ref().filter(|(g, _)| *g == state.generation).map(|(_, b)| b.clone());
-            let raw: Vec<RecordBatch> = state.head.as_ref().map(|h| h.batches.clone()).unwrap_or_default();
+            let raw: Vec<ReceivedSpans> = state.head.as_ref().map(|h| h.batches.clone()).unwrap_or_default();
             (state.sealed.clone(), raw, cached, state.generation)
         };
         let mut out = Vec::new();
@@ -444,7 +431,10 @@ impl Ingester {
                 Ok(batch) => out.push(batch),
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing sealed spans failed; serving them raw");
-                    out.extend(s.batches());
+                    match s.batches() {
+                        Ok(batches) => out.extend(batches),
+                        Err(e) => tracing::error!(%tenant, error = %e, "sealed spans cannot be served"),
+                    }
                 }
             }
         }
@@ -461,7 +451,12 @@ impl Ingester {
                 }
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing unflushed spans failed; serving them raw");
-                    out.extend(head_raw);
+                    for spans in &head_raw {
+                        match spans.to_batch() {
+                            Ok(batch) => out.push(batch),
+                            Err(e) => tracing::error!(%tenant, error = %e, "unflushed spans cannot be served"),
+                        }
+                    }
                 }
             },
         }
@@ -548,7 +543,7 @@ impl Ingester {
                 .map(|(id, _)| *id)
                 .collect()
         };
-        let (kept, resource_rows, carried) = split_live(&head.batches, &head.resource_rows, &live)?;
+        let (kept, carried) = split_live(&head.batches, &live)?;
         // The new head (with the carried spans in its segment) is complete
         // before the old one is touched: a failure leaves the old head as it was.
         let new_head = if carried.is_empty() { None } else { Some(self.head_with(tenant, carried)?) };
@@ -559,19 +554,19 @@ impl Ingester {
             let _ = std::fs::remove_file(old.segment.path());
             return Ok(());
         }
-        state.sealed.push(Arc::new(Sealed::new(kept, vec![old.segment.path().to_owned()], resource_rows)));
+        state.sealed.push(Arc::new(Sealed::new(kept, vec![old.segment.path().to_owned()])));
         Ok(())
     }
 
     /// A new head whose segment holds `batches` (spans carried from the previous head).
-    fn head_with(&self, tenant: &str, batches: Vec<RecordBatch>) -> Result<Head> {
+    fn head_with(&self, tenant: &str, batches: Vec<ReceivedSpans>) -> Result<Head> {
         let mut head = Head::new(self.new_segment(tenant)?);
-        for batch in batches {
-            if let Err(e) = head.segment.append(&batch) {
+        for spans in batches {
+            if let Err(e) = spans.to_batch().and_then(|batch| head.segment.append(&batch)) {
                 let _ = head.segment.abandon().map(std::fs::remove_file);
                 return Err(e);
             }
-            head.push(batch.into(), true);
+            head.push(spans, true);
         }
         Ok(head)
     }
@@ -589,12 +584,11 @@ impl Ingester {
                 write_block(store, layout, config, tenant, &batch, None, segments).await?
             }
             SpansToFlush::Raw(raw) => {
-                let sealed = sealed.clone();
                 let (plan, tags, raw) = tokio::task::spawn_blocking(move || -> Result<_> {
                     let plan = BlockPlan::new(&raw)?;
                     let root = |name| plan.computed_column(name).ok_or_else(|| Error::internal("no trace-level column"));
                     let roots = [root(col::TRACE_ROOT_NAME)?, root(col::TRACE_ROOT_SERVICE)?];
-                    let tags = summarise(&raw, &sealed.resource_rows, roots)?;
+                    let tags = summarise(&raw, roots)?;
                     Ok((plan, tags, raw))
                 })
                 .await
@@ -658,41 +652,29 @@ fn first_free_seq(replayed: &[wal::ReplayedSegment], catalog: &BlockCatalog) -> 
     used_max.map_or(1, |seq| seq.saturating_add(1)).max(now)
 }
 
-/// Splits a head's batches (with their resource rows, parallel to them)
-/// into the spans of traces not in `live`, kept for the block, and those
-/// of `live` ones, carried on. A batch without live spans is kept whole,
-/// with its resource rows.
-fn split_live(
-    batches: &[RecordBatch],
-    resource_rows: &[Option<Arc<[u32]>>],
-    live: &HashSet<[u8; 16]>,
-) -> Result<(Vec<RecordBatch>, Vec<Option<Arc<[u32]>>>, Vec<RecordBatch>)> {
+/// Splits a head's spans into those of traces not in `live`, kept for the
+/// block, and those of `live` ones, carried on. Spans received together
+/// without live spans are kept whole.
+fn split_live(batches: &[ReceivedSpans], live: &HashSet<[u8; 16]>) -> Result<(Vec<ReceivedSpans>, Vec<ReceivedSpans>)> {
     if live.is_empty() {
-        return Ok((batches.to_vec(), resource_rows.to_vec(), Vec::new()));
+        return Ok((batches.to_vec(), Vec::new()));
     }
-    let (mut kept, mut kept_rows, mut carried) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, batch) in batches.iter().enumerate() {
-        let ids = batch
-            .column(column_index(col::TRACE_ID))
-            .as_any()
-            .downcast_ref::<FixedSizeBinaryArray>()
-            .ok_or_else(|| Error::internal("trace_id is not fixed-size binary"))?;
+    let (mut kept, mut carried) = (Vec::new(), Vec::new());
+    for spans in batches {
+        let ids = spans.trace_ids()?;
         let mask: BooleanArray =
             (0..ids.len()).map(|i| Some(<[u8; 16]>::try_from(ids.value(i)).is_ok_and(|id| live.contains(&id)))).collect();
         if mask.true_count() == 0 {
-            kept.push(batch.clone());
-            kept_rows.push(resource_rows.get(i).cloned().flatten());
+            kept.push(spans.clone());
             continue;
         }
-        let carry = filter_record_batch(batch, &mask)?;
-        let keep = filter_record_batch(batch, &arrow::compute::not(&mask)?)?;
-        carried.push(carry);
+        carried.push(spans.filter(&mask)?);
+        let keep = spans.filter(&arrow::compute::not(&mask)?)?;
         if keep.num_rows() > 0 {
             kept.push(keep);
-            kept_rows.push(None);
         }
     }
-    Ok((kept, kept_rows, carried))
+    Ok((kept, carried))
 }
 
 #[cfg(test)]
@@ -705,15 +687,15 @@ mod tests {
     use super::*;
     use crate::convert::SpanBatchBuilder;
 
-    /// `spans` spans of trace `trace`.
-    fn batch(trace: u8, spans: u8) -> RecordBatch {
+    /// `spans` spans of trace `trace`, as received.
+    fn batch(trace: u8, spans: u8) -> ReceivedSpans {
         let spans = (1..=spans)
             .map(|i| Span { trace_id: vec![trace; 16], span_id: vec![i; 8], name: format!("s{i}"), ..Default::default() })
             .collect();
         let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
         let mut b = SpanBatchBuilder::new();
         b.append_resource_spans(&rs, |reason| panic!("{reason}")).unwrap();
-        b.finish().unwrap()
+        b.finish_received().unwrap()
     }
 
     fn rows(batches: &[RecordBatch]) -> usize {
@@ -735,8 +717,8 @@ mod tests {
     async fn with_sealed_head(wal_dir: &Path) -> (Arc<Ingester>, Arc<Sealed>) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ingester = open(wal_dir, store.clone(), empty_catalog(&store).await);
-        ingester.append_blocking("t1", batch(1, 3).into()).unwrap();
-        ingester.append_blocking("t1", batch(2, 2).into()).unwrap();
+        ingester.append_blocking("t1", batch(1, 3)).unwrap();
+        ingester.append_blocking("t1", batch(2, 2)).unwrap();
         let state = ingester.tenant("t1");
         ingester.cut_if_due("t1", &state, true).unwrap();
         let sealed = state.lock().sealed[0].clone();
@@ -778,7 +760,7 @@ mod tests {
         let flushing = sealed.clone();
         let flush = std::thread::spawn(move || flushing.prepared().map(|b| b.num_rows()));
         started.recv().unwrap();
-        assert_eq!(sealed.batches().len(), 2, "the raw batches stay readable while preparing");
+        assert_eq!(sealed.batches().unwrap().len(), 2, "the raw batches stay readable while preparing");
         // A query on the only worker waits for the flush's batch ...
         let (querying_tx, querying) = std::sync::mpsc::channel();
         let query = tokio::spawn(async move {
@@ -795,7 +777,7 @@ mod tests {
         assert_eq!(flush.join().unwrap().unwrap(), 5);
         assert_eq!(query.await.unwrap(), 5);
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
-        assert_eq!(sealed.batches().len(), 1, "only the prepared batch is held");
+        assert_eq!(sealed.batches().unwrap().len(), 1, "only the prepared batch is held");
     }
 
     #[tokio::test]
@@ -805,7 +787,7 @@ mod tests {
         *sealed.on_preparing.lock() = Some(Box::new(|| panic!("preparation failed")));
         let preparing = sealed.clone();
         assert!(std::thread::spawn(move || preparing.prepared()).join().is_err());
-        assert_eq!(sealed.batches().len(), 2);
+        assert_eq!(sealed.batches().unwrap().len(), 2);
         assert_eq!(sealed.prepared().unwrap().num_rows(), 5, "the next caller prepares them");
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
     }
@@ -832,7 +814,7 @@ mod tests {
     async fn a_flushed_blocks_tags_are_the_summary_of_its_prepared_spans() {
         let dir = tempfile::tempdir().unwrap();
         let (ingester, sealed) = with_sealed_head(dir.path()).await;
-        let raw = sealed.batches();
+        let raw = sealed.batches().unwrap();
         let block = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
         let expected = TagSummary::from_batch(&prepare_block(&raw).unwrap()).unwrap();
         assert!(expected.scopes["intrinsic"].contains_key("rootName"), "trace-level tags included");
@@ -844,7 +826,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ingester = open(dir.path(), store.clone(), empty_catalog(&store).await);
-        ingester.append_blocking("t1", batch(1, 3).into()).unwrap();
+        ingester.append_blocking("t1", batch(1, 3)).unwrap();
         let path = {
             let state = ingester.tenant("t1");
             let state = state.lock();
@@ -855,7 +837,7 @@ mod tests {
             std::fs::remove_file(segment.path()).unwrap();
             segment.path().to_owned()
         };
-        assert!(ingester.append_blocking("t1", batch(2, 2).into()).is_err());
+        assert!(ingester.append_blocking("t1", batch(2, 2)).is_err());
         assert_eq!(rows(&ingester.unflushed_batches("t1")), 3, "acknowledged spans are still queryable");
         let state = ingester.tenant("t1");
         let state = state.lock();
@@ -879,7 +861,7 @@ mod tests {
             .unwrap();
         catalog.insert(block);
         let ingester = open(dir.path(), store, catalog);
-        ingester.append_blocking("t2", batch(2, 1).into()).unwrap();
+        ingester.append_blocking("t2", batch(2, 1)).unwrap();
         let state = ingester.tenant("t2");
         let state = state.lock();
         let name = WalSegment::file_name(state.head.as_ref().unwrap().segment.path());
@@ -887,15 +869,25 @@ mod tests {
     }
 
     #[test]
-    fn splitting_live_traces_off_keeps_the_resource_rows_of_batches_left_whole() {
+    fn splitting_live_traces_off_keeps_spans_received_without_them_whole_and_filters_the_others() {
         let batches = [batch(1, 3), batch(2, 2)];
-        let resource_rows: Vec<Option<Arc<[u32]>>> = vec![Some([0].into()), Some([0].into())];
-        let (kept, kept_rows, carried) = split_live(&batches, &resource_rows, &HashSet::from([[2; 16]])).unwrap();
-        assert_eq!(kept, [batches[0].clone()]);
-        assert_eq!(kept_rows, [resource_rows[0].clone()]);
-        assert_eq!(carried, [batches[1].clone()]);
-        let mixed = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-        let (kept, kept_rows, _) = split_live(&[mixed], &resource_rows[..1], &HashSet::from([[2; 16]])).unwrap();
-        assert_eq!((kept[0].num_rows(), kept_rows), (3, vec![None]), "rows of a split batch are not the rows noted");
+        let (kept, carried) = split_live(&batches, &HashSet::from([[2; 16]])).unwrap();
+        let expanded = |spans: &[ReceivedSpans]| spans.iter().map(|s| s.to_batch().unwrap()).collect::<Vec<_>>();
+        assert_eq!(expanded(&kept), expanded(&batches[..1]));
+        assert_eq!(expanded(&carried), expanded(&batches[1..]));
+        let both = ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: [(1, 1), (2, 2), (1, 3)]
+                    .into_iter()
+                    .map(|(trace, id)| Span { trace_id: vec![trace; 16], span_id: vec![id; 8], ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut b = SpanBatchBuilder::new();
+        b.append_resource_spans(&both, |reason| panic!("{reason}")).unwrap();
+        let (kept, carried) = split_live(&[b.finish_received().unwrap()], &HashSet::from([[2; 16]])).unwrap();
+        assert_eq!((rows(&expanded(&kept)), rows(&expanded(&carried))), (2, 1));
     }
 }

@@ -279,6 +279,85 @@ pub fn column_index(name: &str) -> usize {
     SPAN_SCHEMA.index_of(name).unwrap_or_else(|_| panic!("span schema has no column {name}"))
 }
 
+/// How often a column of [`span_schema`] holds a value: what a head keeps
+/// once per span and what once per resource and instrumentation scope
+/// (see [`ReceivedSpans`](crate::convert::ReceivedSpans)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnLevel {
+    /// A value of the span itself.
+    Span,
+    /// The same value on every span of one resource and scope: the
+    /// resource's and scope's attributes, names, schema URLs and counts.
+    Scope,
+    /// Computed per trace when a block is cut ([`TRACE_DERIVED_COLUMNS`]).
+    Trace,
+}
+
+/// The level of a column, by name.
+fn level_of(name: &str) -> ColumnLevel {
+    let resource_dedicated = DEDICATED_COLUMNS.iter().any(|d| d.column == name && d.scope == AttrScope::Resource);
+    let scope_columns = [
+        col::RESOURCE_DROPPED_ATTRIBUTES_COUNT,
+        col::RESOURCE_SCHEMA_URL,
+        col::RESOURCE_ENTITY_REFS,
+        col::SCOPE_NAME,
+        col::SCOPE_VERSION,
+        col::SCOPE_DROPPED_ATTRIBUTES_COUNT,
+        col::SCOPE_SCHEMA_URL,
+    ];
+    let attr_map = |prefix: &str| ATTR_MAP_SUFFIXES.iter().any(|s| name.strip_prefix(prefix).and_then(|n| n.strip_prefix('_')) == Some(*s));
+    if TRACE_DERIVED_COLUMNS.contains(&name) {
+        ColumnLevel::Trace
+    } else if resource_dedicated || scope_columns.contains(&name) || attr_map(col::RESOURCE_ATTRS) || attr_map(col::SCOPE_ATTRS) {
+        ColumnLevel::Scope
+    } else {
+        ColumnLevel::Span
+    }
+}
+
+/// The span schema split by [`ColumnLevel`].
+struct LevelSchemas {
+    /// Per column of the span schema: its level and its index in that
+    /// level's schema (the trace level has none).
+    columns: Vec<(ColumnLevel, usize)>,
+    span: SchemaRef,
+    scope: SchemaRef,
+}
+
+static LEVEL_SCHEMAS: LazyLock<LevelSchemas> = LazyLock::new(|| {
+    let (mut span, mut scope, mut columns) = (Vec::new(), Vec::new(), Vec::new());
+    for field in SPAN_SCHEMA.fields() {
+        let level = level_of(field.name());
+        let fields = match level {
+            ColumnLevel::Span => &mut span,
+            ColumnLevel::Scope => &mut scope,
+            ColumnLevel::Trace => {
+                columns.push((level, 0));
+                continue;
+            }
+        };
+        columns.push((level, fields.len()));
+        fields.push(field.clone());
+    }
+    LevelSchemas { columns, span: Arc::new(Schema::new(span)), scope: Arc::new(Schema::new(scope)) }
+});
+
+/// The level of column `index` of [`span_schema`] and its index in
+/// [`span_level_schema`] or [`scope_level_schema`] (0 for the trace level).
+pub fn column_level(index: usize) -> (ColumnLevel, usize) {
+    LEVEL_SCHEMAS.columns[index]
+}
+
+/// The span-level columns of [`span_schema`], in its order.
+pub fn span_level_schema() -> SchemaRef {
+    LEVEL_SCHEMAS.span.clone()
+}
+
+/// The scope-level columns of [`span_schema`], in its order.
+pub fn scope_level_schema() -> SchemaRef {
+    LEVEL_SCHEMAS.scope.clone()
+}
+
 /// Rebuilds a batch of an older span schema (WAL segments, blocks) in the
 /// current one: missing nullable columns become nulls.
 pub fn adapt_to_span_schema(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
@@ -308,5 +387,28 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), total);
+    }
+
+    #[test]
+    fn every_column_has_one_level_and_the_level_schemas_cover_the_span_schema() {
+        let schema = span_schema();
+        let (span, scope) = (span_level_schema(), scope_level_schema());
+        let mut trace = 0;
+        for (index, field) in schema.fields().iter().enumerate() {
+            match column_level(index) {
+                (ColumnLevel::Span, i) => assert_eq!(span.field(i), field.as_ref()),
+                (ColumnLevel::Scope, i) => assert_eq!(scope.field(i), field.as_ref()),
+                (ColumnLevel::Trace, _) => trace += 1,
+            }
+        }
+        assert_eq!(trace, TRACE_DERIVED_COLUMNS.len());
+        assert_eq!(span.fields().len() + scope.fields().len() + trace, schema.fields().len());
+        // Spot checks of the split.
+        for name in [col::SERVICE_NAME, "resource_attrs_str", "scope_attrs_bool", col::SCOPE_NAME, col::RESOURCE_SCHEMA_URL] {
+            assert_eq!(column_level(column_index(name)).0, ColumnLevel::Scope, "{name}");
+        }
+        for name in [col::TRACE_ID, "span_attrs_str", "http_route", col::EVENTS, col::NAME] {
+            assert_eq!(column_level(column_index(name)).0, ColumnLevel::Span, "{name}");
+        }
     }
 }

@@ -224,7 +224,7 @@ impl Distributor {
 
     async fn push_inner(&self, tenant: &str, request: &[u8]) -> Result<PushOutcome> {
         let (received, rejected) = convert_export_request(request)?;
-        let accepted_spans = received.batch().num_rows() as u64;
+        let accepted_spans = received.num_rows() as u64;
         self.ingester.append(tenant, received).await?;
         Ok(PushOutcome {
             accepted_spans,

@@ -7,12 +7,12 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
-use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int8Type, Int64Type};
 use foldhash::{HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
+use crate::convert::{HeldColumn, SpanColumns};
 use crate::error::{Error, Result};
 use crate::schema::{ATTR_MAP_SUFFIXES, AttrScope, DEDICATED_COLUMNS, col, column_index};
 
@@ -172,14 +172,18 @@ fn distinct_rows(map: &MapArray) -> Option<Vec<(usize, usize)>> {
     Some(rows)
 }
 
+/// Column `name` of `spans` as held; an error when not held.
+fn held<'a>(spans: &'a impl SpanColumns, name: &str) -> Result<HeldColumn<'a>> {
+    spans.held(column_index(name)).ok_or_else(|| Error::internal(format!("spans hold no {name} column")))
+}
+
 /// Which rows of a map column to summarise.
 #[derive(Clone, Copy)]
-enum MapRows<'a> {
+enum MapRows {
     All,
-    /// Each distinct row once (resource and scope attributes, the same on
-    /// every span of a resource).
+    /// Each distinct row once (resource and scope attributes held per span,
+    /// the same on every span of a resource).
     Distinct,
-    These(&'a [u32]),
 }
 
 impl TagSummary {
@@ -197,7 +201,7 @@ impl TagSummary {
 
     /// Adds the entries of `rows` of a map column. Every distinct entry
     /// goes through the summary's ordered maps once, in the order it first occurs.
-    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str, rows: MapRows<'_>) {
+    fn add_map(&mut self, scope: &str, map: &MapArray, suffix: &str, rows: MapRows) {
         let keys = map.keys().as_string::<i32>();
         let values = map.values();
         let offsets = map.value_offsets();
@@ -205,7 +209,6 @@ impl TagSummary {
         let rows = match rows {
             MapRows::All => whole(),
             MapRows::Distinct => distinct_rows(map).unwrap_or_else(whole),
-            MapRows::These(rows) => rows.iter().map(|&r| (offsets[r as usize] as usize, offsets[r as usize + 1] as usize)).collect(),
         };
         let entries = rows.into_iter().flat_map(|(start, end)| start..end);
         let Some(ty) = typed_suffix(suffix) else {
@@ -269,7 +272,7 @@ impl TagSummary {
         }
     }
 
-    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef], rows: MapRows<'_>) -> Result<()> {
+    fn add_attr_maps(&mut self, scope: &str, columns: &[&ArrayRef], rows: MapRows) -> Result<()> {
         for (column, suffix) in columns.iter().zip(ATTR_MAP_SUFFIXES) {
             let map = column.as_map_opt().ok_or_else(|| Error::internal("attribute column is not a map"))?;
             self.add_map(scope, map, suffix, rows);
@@ -312,40 +315,37 @@ impl TagSummary {
         Ok(summary)
     }
 
-    /// Adds everything of a span batch but the trace-level root name and
+    /// Adds everything of some spans but the trace-level root name and
     /// service, which only prepared batches hold (see [`Self::add_trace_roots`]).
-    pub fn add_spans(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.add_resources(batch, None)?;
-        self.add_span_tags(batch)
+    pub fn add_spans(&mut self, spans: &impl SpanColumns) -> Result<()> {
+        self.add_resources(spans)?;
+        self.add_span_tags(spans)
     }
 
-    /// Adds the resource and instrumentation-scope attributes of a span
-    /// batch. With `rows`, only those rows are looked at: rows that hold
-    /// every distinct resource and scope of the batch, as
-    /// [`ReceivedSpans::resource_rows`](crate::convert::ReceivedSpans) lists them.
-    pub fn add_resources(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<()> {
-        let column = |name: &str| batch.column(column_index(name));
-        let map_rows = rows.map_or(MapRows::Distinct, MapRows::These);
+    /// Adds the resource and instrumentation-scope attributes of some
+    /// spans: each scope's row once where they are held once per scope
+    /// ([`ReceivedSpans`](crate::convert::ReceivedSpans)), otherwise each
+    /// distinct row.
+    pub fn add_resources(&mut self, spans: &impl SpanColumns) -> Result<()> {
+        let column = |name: &str| held(spans, name);
+        let map_rows = if column(col::SCOPE_NAME)?.rows.is_some() { MapRows::All } else { MapRows::Distinct };
         for (prefix, scope) in [(col::RESOURCE_ATTRS, SCOPE_RESOURCE), (col::SCOPE_ATTRS, SCOPE_INSTRUMENTATION)] {
-            let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{prefix}_{s}"))).collect();
+            let maps: Vec<&ArrayRef> =
+                ATTR_MAP_SUFFIXES.iter().map(|s| Ok(column(&format!("{prefix}_{s}"))?.array)).collect::<Result<_>>()?;
             self.add_attr_maps(scope, &maps, map_rows)?;
         }
-        let rows = rows.map(|rows| UInt32Array::from(rows.to_vec()));
-        self.add_dedicated(AttrScope::Resource, |name| match &rows {
-            Some(rows) => Ok(take(batch.column(column_index(name)), rows, None)?),
-            None => Ok(batch.column(column_index(name)).clone()),
-        })
+        self.add_dedicated(AttrScope::Resource, |name| Ok(column(name)?.array.clone()))
     }
 
-    /// Adds everything of a span batch but its resource and scope
+    /// Adds everything of some spans but their resource and scope
     /// attributes ([`Self::add_resources`]) and trace-level columns.
-    pub fn add_span_tags(&mut self, batch: &RecordBatch) -> Result<()> {
-        let column = |name: &str| batch.column(column_index(name));
-        let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{}_{s}", col::SPAN_ATTRS))).collect();
+    pub fn add_span_tags(&mut self, spans: &impl SpanColumns) -> Result<()> {
+        let column = |name: &str| held(spans, name).map(|c| c.array);
+        let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES.iter().map(|s| column(&format!("{}_{s}", col::SPAN_ATTRS))).collect::<Result<_>>()?;
         self.add_attr_maps(SCOPE_SPAN, &maps, MapRows::All)?;
-        self.add_dedicated(AttrScope::Span, |name| Ok(batch.column(column_index(name)).clone()))?;
+        self.add_dedicated(AttrScope::Span, |name| Ok(column(name)?.clone()))?;
         for (list, scope) in [(col::EVENTS, SCOPE_EVENT), (col::LINKS, SCOPE_LINK)] {
-            let items: &StructArray = column(list).as_list::<i32>().values().as_struct();
+            let items: &StructArray = column(list)?.as_list::<i32>().values().as_struct();
             let maps: Vec<&ArrayRef> = ATTR_MAP_SUFFIXES
                 .iter()
                 .map(|s| items.column_by_name(&format!("{}_{s}", col::ATTRS)).ok_or_else(|| Error::internal("no attrs")))
@@ -357,11 +357,11 @@ impl TagSummary {
                 self.add_strings(SCOPE_INTRINSIC, "event:name", "string", names);
             }
         }
-        self.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME));
-        self.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE));
-        self.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME));
-        self.add_keywords("status", column(col::STATUS_CODE), &["unset", "ok", "error"]);
-        self.add_keywords("kind", column(col::KIND), &["unspecified", "internal", "server", "client", "producer", "consumer"]);
+        self.add_strings(SCOPE_INTRINSIC, "name", "string", column(col::NAME)?);
+        self.add_strings(SCOPE_INTRINSIC, "statusMessage", "string", column(col::STATUS_MESSAGE)?);
+        self.add_strings(SCOPE_INTRINSIC, "instrumentation:name", "string", column(col::SCOPE_NAME)?);
+        self.add_keywords("status", column(col::STATUS_CODE)?, &["unset", "ok", "error"]);
+        self.add_keywords("kind", column(col::KIND)?, &["unspecified", "internal", "server", "client", "producer", "consumer"]);
         Ok(())
     }
 
@@ -426,7 +426,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
-    use crate::convert::resource_spans_to_batch;
+    use crate::convert::{convert_request, resource_spans_to_batch};
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
@@ -581,7 +581,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let (received, _) = resource_spans_to_batch(&rs).unwrap();
+        let (received, _) = convert_request(&rs).unwrap();
         let batch = crate::block::prepare_block(std::slice::from_ref(&received)).unwrap();
         let summary = TagSummary::from_batch(&batch).unwrap();
         assert_eq!(summary, reference(&batch));

@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::meta::{BlockMeta, LiveBlock};
+use crate::convert::SpanColumns;
 use super::nested_set::{TraceSpans, nested_set};
 use super::tags::TagSummary;
 use crate::config::BlockConfig;
@@ -34,11 +35,11 @@ use crate::error::{Error, Result};
 use crate::schema::{BlockOrder, DEDICATED_COLUMNS, SCHEMA_VERSION, col, column_index, span_schema};
 use crate::storage::Layout;
 
-/// Sorts, de-duplicates and completes the derived columns of span batches.
-/// The result is ready to be written as a block. Only the sort keys are
-/// concatenated; every other column is gathered once, straight from the
-/// input batches, in block order.
-pub fn prepare_block(batches: &[RecordBatch]) -> Result<RecordBatch> {
+/// Sorts, de-duplicates and completes the derived columns of spans (span
+/// batches, or spans as a head holds them). The result is ready to be
+/// written as a block. Only the sort keys are concatenated; every other
+/// column is gathered once, straight from the input, in block order.
+pub fn prepare_block<S: SpanColumns>(batches: &[S]) -> Result<RecordBatch> {
     let plan = BlockPlan::new(batches)?;
     plan.rows(batches, 0..plan.num_rows())
 }
@@ -63,7 +64,7 @@ pub struct BlockPlan {
 impl BlockPlan {
     /// Sorts and de-duplicates `batches` (only the sort keys and the
     /// columns the derived ones need are gathered here).
-    pub fn new(batches: &[RecordBatch]) -> Result<Self> {
+    pub fn new<S: SpanColumns>(batches: &[S]) -> Result<Self> {
         let rows = if batches.iter().all(|b| b.num_rows() == 0) { Vec::new() } else { sorted_unique_rows(batches)? };
         let runs = Runs::of(&rows);
         let mut plan = Self { rows, runs, computed: Vec::new(), traces: 0 };
@@ -100,20 +101,30 @@ impl BlockPlan {
 
     /// Block rows `range` of column `index` of `batches` (those the plan
     /// was made from).
-    pub fn column(&self, batches: &[RecordBatch], index: usize, range: Range<usize>) -> Result<ArrayRef> {
+    pub fn column<S: SpanColumns>(&self, batches: &[S], index: usize, range: Range<usize>) -> Result<ArrayRef> {
         if let Some((_, column)) = self.computed.iter().find(|(i, _)| *i == index) {
             return Ok(column.slice(range.start, range.len()));
         }
         if batches.is_empty() {
             return Ok(arrow::array::new_empty_array(span_schema().field(index).data_type()));
         }
-        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
-        self.runs.gather(&parts, &self.rows, range)
+        let held = batches
+            .iter()
+            .map(|b| b.held(index))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::internal(format!("column {} is neither held nor computed", span_schema().field(index).name())))?;
+        let parts: Vec<&dyn Array> = held.iter().map(|h| h.array.as_ref()).collect();
+        if held.iter().all(|h| h.rows.is_none()) {
+            return self.runs.gather(&parts, &self.rows, range);
+        }
+        // Held once per scope: each span's value is its scope's row.
+        let rows: Vec<(usize, usize)> = self.rows[range].iter().map(|&(b, r)| (b, held[b].row(r))).collect();
+        Ok(interleave(&parts, &rows)?)
     }
 
     /// Block rows `range` of `batches` (those the plan was made from),
     /// every column filled.
-    pub fn rows(&self, batches: &[RecordBatch], range: Range<usize>) -> Result<RecordBatch> {
+    pub fn rows<S: SpanColumns>(&self, batches: &[S], range: Range<usize>) -> Result<RecordBatch> {
         let schema = span_schema();
         let columns = (0..schema.fields().len()).map(|index| self.column(batches, index, range.clone())).collect::<Result<_>>()?;
         Ok(RecordBatch::try_new(schema, columns)?)
@@ -183,14 +194,14 @@ fn fsb_of(array: &ArrayRef) -> Result<FixedSizeBinaryArray> {
     array.as_fixed_size_binary_opt().cloned().ok_or_else(|| Error::internal("ids are not fixed-size binary"))
 }
 
-fn fsb(batch: &RecordBatch, name: &str) -> Result<FixedSizeBinaryArray> {
-    fsb_of(batch.column(column_index(name)))
+fn fsb(spans: &impl SpanColumns, name: &str) -> Result<FixedSizeBinaryArray> {
+    fsb_of(spans.span_column(name)?)
 }
 
 /// The rows of `batches` as (batch, row) in block order (trace id, start
 /// time, span id), keeping the first row of each (trace_id, span_id): the
 /// WAL replay and the carrying of live traces between heads can both repeat a span.
-fn sorted_unique_rows(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
+fn sorted_unique_rows<S: SpanColumns>(batches: &[S]) -> Result<Vec<(usize, usize)>> {
     // Sorting plain integer keys is several times cheaper than comparing
     // the columns row by row (arrow's lexsort was 8% of the ingest's
     // instructions). Of the copies of a span (same trace and span id), the
@@ -198,10 +209,10 @@ fn sorted_unique_rows(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
     // the first in `batches` (the batch and row break ties). The stable sort
     // merges the runs it finds: batches converted from a request are
     // already in block order.
-    let mut keys = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    let mut keys = Vec::with_capacity(batches.iter().map(S::num_rows).sum());
     for (b, batch) in batches.iter().enumerate() {
         let (trace_ids, span_ids) = (fsb(batch, col::TRACE_ID)?, fsb(batch, col::SPAN_ID)?);
-        let starts = batch.column(column_index(col::START_UNIX_NANO)).as_primitive_opt::<Int64Type>();
+        let starts = batch.span_column(col::START_UNIX_NANO)?.as_primitive_opt::<Int64Type>();
         let starts = starts.ok_or_else(|| Error::internal("start is not int64"))?;
         for r in 0..batch.num_rows() {
             let key = BlockOrder::of(trace_ids.value(r), starts.value(r), span_ids.value(r))?;
@@ -519,7 +530,7 @@ pub async fn write_planned_block(
     config: &BlockConfig,
     tenant: &str,
     plan: &BlockPlan,
-    batches: &[RecordBatch],
+    batches: &[impl SpanColumns + Sync],
     tags: TagSummary,
     wal_segments: Vec<String>,
 ) -> Result<LiveBlock> {
@@ -668,7 +679,7 @@ impl BlockWriter {
     /// only one column's encoder is busy. The writer must have been given
     /// the rows' tag summary ([`with_tag_summary`](Self::with_tag_summary))
     /// and nothing written yet.
-    pub async fn write_planned(&mut self, plan: &BlockPlan, batches: &[RecordBatch]) -> Result<()> {
+    pub async fn write_planned(&mut self, plan: &BlockPlan, batches: &[impl SpanColumns + Sync]) -> Result<()> {
         if self.summarise || self.spans > 0 {
             return Err(Error::internal("a planned block is written whole, with its tag summary"));
         }
@@ -1119,7 +1130,7 @@ mod tests {
         assert_eq!(ids(col::TRACE_ID), [1, 1, 1, 2, 2, 2]);
         assert_eq!(ids(col::SPAN_ID), [1, 3, 5, 2, 4, 6], "by trace, then start time");
         assert_eq!(prepared, prepare_block(&[batch]).unwrap(), "the same block as from one copy");
-        assert_eq!(prepare_block(&[]).unwrap().num_rows(), 0);
+        assert_eq!(prepare_block::<RecordBatch>(&[]).unwrap().num_rows(), 0);
     }
 
     #[test]

@@ -70,10 +70,12 @@ impl<'a> SplitAttrs<'a> {
 pub(crate) struct AttrsSize {
     /// Map rows (one per span, event or link).
     pub(crate) rows: usize,
-    /// Attributes over all rows.
-    entries: usize,
-    key_bytes: usize,
-    /// Bytes of string values (other types are small or rare).
+    /// Attributes over all rows, by map (in [`ATTR_MAP_SUFFIXES`](crate::schema::ATTR_MAP_SUFFIXES) order).
+    entries: [usize; 5],
+    /// Key bytes, by map.
+    key_bytes: [usize; 5],
+    /// Bytes of string values (`other` values are rendered as JSON, of a
+    /// length not known before).
     str_bytes: usize,
 }
 
@@ -81,19 +83,27 @@ impl AttrsSize {
     /// About how many bytes the maps of this size take: keys, string
     /// values, the offsets of both and 8-byte values, and map offsets.
     pub(crate) fn bytes(&self) -> usize {
-        let fixed = self.entries.saturating_mul(16).saturating_add(self.rows.saturating_mul(4));
-        fixed.saturating_add(self.key_bytes).saturating_add(self.str_bytes)
+        let sum = |counts: &[usize; 5]| counts.iter().fold(0usize, |sum, n| sum.saturating_add(*n));
+        let fixed = sum(&self.entries).saturating_mul(16).saturating_add(self.rows.saturating_mul(4));
+        fixed.saturating_add(sum(&self.key_bytes)).saturating_add(self.str_bytes)
     }
 
     /// Counts one row holding `attrs` but those `skip` selects, repeated `times` times.
     pub(crate) fn add(&mut self, attrs: &[KeyValueView<'_>], times: usize, mut skip: impl FnMut(&KeyValueView<'_>) -> bool) {
         self.rows += times;
         for kv in attrs.iter().filter(|kv| !skip(kv)) {
-            self.entries += times;
-            self.key_bytes += kv.key.len() * times;
-            if let ValueView::Str(s) = kv.value {
-                self.str_bytes += s.len() * times;
-            }
+            let map = match kv.value {
+                ValueView::Str(s) => {
+                    self.str_bytes += s.len() * times;
+                    0
+                }
+                ValueView::Int(_) => 1,
+                ValueView::Float(_) => 2,
+                ValueView::Bool(_) => 3,
+                ValueView::Other(_) => 4,
+            };
+            self.entries[map] += times;
+            self.key_bytes[map] += kv.key.len() * times;
         }
     }
 }
@@ -110,18 +120,16 @@ pub(crate) struct AttrMapsBuilder {
 }
 
 impl AttrMapsBuilder {
-    /// A builder with room for `size` (all attributes counted as strings:
-    /// the string map gets the whole estimate, the others grow as needed).
+    /// A builder with room for `size` (`other` values grow as rendered).
     pub(crate) fn with_size(size: AttrsSize) -> Self {
-        let rows = size.rows;
-        let str_keys = StringBuilder::with_capacity(size.entries, size.key_bytes);
-        let str_values = StringBuilder::with_capacity(size.entries, size.str_bytes);
+        let (rows, entries) = (size.rows, size.entries);
+        let keys = |map: usize| StringBuilder::with_capacity(entries[map], size.key_bytes[map]);
         Self {
-            str: MapBuilder::with_capacity(None, str_keys, str_values, rows),
-            int: MapBuilder::with_capacity(None, StringBuilder::new(), Int64Builder::new(), rows),
-            float: MapBuilder::with_capacity(None, StringBuilder::new(), Float64Builder::new(), rows),
-            bool: MapBuilder::with_capacity(None, StringBuilder::new(), BooleanBuilder::new(), rows),
-            other: MapBuilder::with_capacity(None, StringBuilder::new(), StringBuilder::new(), rows),
+            str: MapBuilder::with_capacity(None, keys(0), StringBuilder::with_capacity(entries[0], size.str_bytes), rows),
+            int: MapBuilder::with_capacity(None, keys(1), Int64Builder::with_capacity(entries[1]), rows),
+            float: MapBuilder::with_capacity(None, keys(2), Float64Builder::with_capacity(entries[2]), rows),
+            bool: MapBuilder::with_capacity(None, keys(3), BooleanBuilder::with_capacity(entries[3]), rows),
+            other: MapBuilder::with_capacity(None, keys(4), StringBuilder::with_capacity(entries[4], 0), rows),
             json: OtherJson::default(),
         }
     }

@@ -10,11 +10,13 @@
 
 mod attrs;
 mod from_arrow;
+mod received;
 mod to_arrow;
 mod wire;
 
 pub use from_arrow::batches_to_resource_spans;
-pub use to_arrow::{ReceivedSpans, SpanBatchBuilder, convert_export_request, convert_request, resource_spans_to_batch};
+pub use received::{HeldColumn, ReceivedSpans, SpanColumns};
+pub use to_arrow::{SpanBatchBuilder, convert_export_request, convert_request, resource_spans_to_batch};
 pub use wire::{count_spans, encode_request};
 
 #[cfg(test)]
@@ -237,7 +239,7 @@ mod tests {
         assert!(error.to_string().contains("send fewer spans per request"), "{error}");
         // Spans rejected for their ids do not count.
         let (received, rejected) = convert_request(&request(false)).unwrap();
-        assert_eq!((received.batch.num_rows(), rejected.len()), (0, 2000));
+        assert_eq!((received.num_rows(), rejected.len()), (0, 2000));
         // Nor may a request hold more than a million spans (empty ones here: 2 bytes each).
         let field = |tag: u8, body: Vec<u8>| {
             let mut out = vec![tag];
@@ -274,23 +276,24 @@ mod tests {
             scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
             ..Default::default()
         }];
-        let (sized, _) = resource_spans_to_batch(&rs).unwrap();
+        let (sized, _) = convert_request(&rs).unwrap();
         let mut grown = SpanBatchBuilder::new();
         grown.append_resource_spans(&rs[0], |reason| panic!("{reason}")).unwrap();
-        let grown = grown.finish().unwrap();
-        assert_eq!(sized, grown);
+        let grown = grown.finish_received().unwrap();
+        assert_eq!(sized.to_batch().unwrap(), grown.to_batch().unwrap());
         // Builders that grow while appending copy their buffers and end with
         // spare capacity, which the head then holds until its block is written.
         assert!(
-            sized.get_array_memory_size() < grown.get_array_memory_size(),
+            sized.memory_size() < grown.memory_size(),
             "{} bytes sized for the request, {} grown",
-            sized.get_array_memory_size(),
-            grown.get_array_memory_size()
+            sized.memory_size(),
+            grown.memory_size()
         );
     }
 
     #[test]
     fn a_request_is_converted_in_block_order_with_a_row_of_each_resource_and_scope() {
+        use arrow::array::AsArray;
         use crate::block::TagSummary;
         let span = |trace: u8, start: u64, id: u8| Span {
             trace_id: vec![trace; 16],
@@ -322,20 +325,25 @@ mod tests {
         ];
         let (received, rejected) = convert_request(&request).unwrap();
         assert_eq!(rejected.len(), 2, "all-zero trace and span ids");
+        let batch = received.to_batch().unwrap();
         let ids = |name: &str| -> Vec<u8> {
-            let column = received.batch.column(crate::schema::column_index(name));
+            let column = batch.column(crate::schema::column_index(name));
             let ids = column.as_any().downcast_ref::<arrow::array::FixedSizeBinaryArray>().unwrap();
             ids.iter().map(|id| id.unwrap()[0]).collect()
         };
         assert_eq!(ids("trace_id"), [1, 1, 2, 2]);
         assert_eq!(ids("span_id"), [4, 2, 3, 1], "by trace, then start");
-        // Rows 0, 1 and 2 hold (cart, http), (front, http) and (front, db).
-        let rows = received.resource_rows.clone().unwrap();
-        assert_eq!(rows.as_ref(), [1, 2, 0], "the first row of each scope, in request order");
+        // A scope row each, in the order the spans (in block order) first use them.
+        let held = |name: &str| received.held(crate::schema::column_index(name)).unwrap();
+        let scope_names: Vec<_> = held("scope_name").array.as_string::<i32>().iter().map(Option::unwrap).collect();
+        assert_eq!(scope_names, ["http", "http", "db"]);
+        let services: Vec<_> = held("service_name").array.as_string::<i32>().iter().map(Option::unwrap).collect();
+        assert_eq!(services, ["cart", "front", "front"]);
+        assert_eq!(held("scope_name").rows.unwrap(), [0, 1, 2, 1]);
         let mut from_rows = TagSummary::default();
-        from_rows.add_resources(&received.batch, Some(&rows)).unwrap();
+        from_rows.add_resources(&received).unwrap();
         let mut from_all = TagSummary::default();
-        from_all.add_resources(&received.batch, None).unwrap();
+        from_all.add_resources(&batch).unwrap();
         assert_eq!(from_rows, from_all);
         assert_eq!(from_all.scopes["resource"]["service.name"].values["string"].len(), 2);
     }

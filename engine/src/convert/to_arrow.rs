@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, FixedSizeBinaryBuilder, Int8Builder, Int64Builder, ListArray,
-    StringBuilder, StructArray, UInt32Builder, new_null_array,
+    StringBuilder, StructArray, UInt32Builder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Fields};
@@ -13,11 +13,12 @@ use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 use super::attrs::{AttrMapsBuilder, AttrsSize, SplitAttrs};
+use super::received::ReceivedSpans;
 use super::wire::{KeyValueView, RequestView, ResourceSpansView, ScopeSpansView, SpanView, ValueView, count_spans, encode_request};
 use crate::error::{Error, Result};
 use crate::schema::{
     AttrScope, BlockOrder, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
-    list_item_field, span_schema,
+    list_item_field, scope_level_schema, span_level_schema,
 };
 
 /// Why a span cannot be stored (`None` when it can); receivers report these
@@ -103,6 +104,11 @@ fn take_dedicated<'a, 'd>(scope: AttrScope, dedicated: &'d mut DedicatedValues<'
 #[derive(Debug, Default)]
 struct RequestSize {
     spans: usize,
+    /// Scopes with valid spans: rows of the scope-level columns.
+    scopes: usize,
+    /// Bytes of the scope-level columns once repeated on each span (what
+    /// [`ReceivedSpans::to_batch`] makes of them).
+    expanded_scope_bytes: usize,
     name_bytes: usize,
     trace_state_bytes: usize,
     status_message_bytes: usize,
@@ -149,16 +155,24 @@ impl RequestSize {
                 None => false,
             }
         }
-        // Resource and scope columns repeat on every valid span of the scope.
+        // Resource and scope columns are held once per scope with valid
+        // spans, and repeated on each of them when expanded.
         let scopes = request.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter().map(move |ss| (rs, ss)));
         for ((rs, ss), spans) in scopes.zip(valid.per_scope.iter().copied()) {
+            if spans == 0 {
+                continue;
+            }
+            let before = size.scope_level_bytes();
             size.spans += spans;
-            size.resource_attrs.add(&rs.resource.attributes, spans, dedicated(&mut size.dedicated_bytes, AttrScope::Resource, spans));
-            size.scope_attrs.add(&ss.scope.attributes, spans, |_| false);
-            size.resource_schema_url_bytes += rs.schema_url.len() * spans;
-            size.scope_name_bytes += ss.scope.name.len() * spans;
-            size.scope_version_bytes += ss.scope.version.len() * spans;
-            size.scope_schema_url_bytes += ss.schema_url.len() * spans;
+            size.scopes += 1;
+            size.resource_attrs.add(&rs.resource.attributes, 1, dedicated(&mut size.dedicated_bytes, AttrScope::Resource, 1));
+            size.scope_attrs.add(&ss.scope.attributes, 1, |_| false);
+            size.resource_schema_url_bytes += rs.schema_url.len();
+            size.scope_name_bytes += ss.scope.name.len();
+            size.scope_version_bytes += ss.scope.version.len();
+            size.scope_schema_url_bytes += ss.schema_url.len();
+            let scope_bytes = size.scope_level_bytes() - before;
+            size.expanded_scope_bytes = size.expanded_scope_bytes.saturating_add(scope_bytes.saturating_mul(spans));
         }
         for (span, ..) in &valid.spans {
             size.name_bytes += span.name.len();
@@ -186,8 +200,25 @@ impl RequestSize {
         Ok(size)
     }
 
-    /// About how many bytes the span columns of this size take (every
-    /// string byte and offset, and the fixed-width columns).
+    /// String and attribute bytes of the scope-level columns counted so far.
+    fn scope_level_bytes(&self) -> usize {
+        let dedicated = DEDICATED_COLUMNS.iter().zip(self.dedicated_bytes).filter(|(d, _)| d.scope == AttrScope::Resource);
+        [
+            dedicated.map(|(_, bytes)| bytes).sum(),
+            self.resource_schema_url_bytes,
+            self.scope_name_bytes,
+            self.scope_version_bytes,
+            self.scope_schema_url_bytes,
+            self.resource_attrs.bytes(),
+            self.scope_attrs.bytes(),
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
+    }
+
+    /// About how many bytes the span columns of this size take once their
+    /// scope-level columns are repeated on each span (every string byte and
+    /// offset, and the fixed-width columns).
     fn column_bytes(&self) -> usize {
         // Ids, times, counts, kinds and the offsets of every string column.
         const FIXED_PER_SPAN: usize = 200;
@@ -198,15 +229,10 @@ impl RequestSize {
             self.name_bytes,
             self.trace_state_bytes,
             self.status_message_bytes,
-            self.dedicated_bytes.iter().fold(0, |sum, b| sum.saturating_add(*b)),
-            self.resource_schema_url_bytes,
-            self.scope_name_bytes,
-            self.scope_version_bytes,
-            self.scope_schema_url_bytes,
+            self.expanded_scope_bytes,
+            DEDICATED_COLUMNS.iter().zip(self.dedicated_bytes).filter(|(d, _)| d.scope == AttrScope::Span).map(|(_, b)| b).sum(),
             self.event_name_bytes,
             self.span_attrs.bytes(),
-            self.resource_attrs.bytes(),
-            self.scope_attrs.bytes(),
             self.event_attrs.bytes(),
             self.link_attrs.bytes(),
         ]
@@ -391,9 +417,14 @@ impl<'a> ScopeRow<'a> {
     }
 }
 
-/// Accumulates spans and produces record batches in [`span_schema`].
+/// Accumulates spans and produces record batches in [`span_schema`](crate::schema::span_schema).
 pub struct SpanBatchBuilder {
     rows: usize,
+    /// Rows of the scope-level columns (resource and scope columns are
+    /// appended once per scope, not per span).
+    scopes: usize,
+    /// Per span: its row of the scope-level columns.
+    scope_rows: Vec<u32>,
     trace_id: FixedSizeBinaryBuilder,
     span_id: FixedSizeBinaryBuilder,
     parent_span_id: FixedSizeBinaryBuilder,
@@ -437,9 +468,11 @@ impl SpanBatchBuilder {
 
     /// An empty builder with room for a request of `size`.
     fn with_size(size: &RequestSize) -> Self {
-        let n = size.spans;
+        let (n, scopes) = (size.spans, size.scopes);
         Self {
             rows: 0,
+            scopes: 0,
+            scope_rows: Vec::with_capacity(n),
             trace_id: FixedSizeBinaryBuilder::with_capacity(n, 16),
             span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
             parent_span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
@@ -457,18 +490,18 @@ impl SpanBatchBuilder {
             dedicated: DEDICATED_COLUMNS
                 .iter()
                 .zip(size.dedicated_bytes)
-                .map(|(d, bytes)| DedicatedBuilder::with_capacity(d, n, bytes))
+                .map(|(d, bytes)| DedicatedBuilder::with_capacity(d, if d.scope == AttrScope::Span { n } else { scopes }, bytes))
                 .collect(),
             span_attrs: AttrMapsBuilder::with_size(size.span_attrs),
             resource_attrs: AttrMapsBuilder::with_size(size.resource_attrs),
-            resource_dropped: UInt32Builder::with_capacity(n),
-            resource_schema_url: StringBuilder::with_capacity(n, size.resource_schema_url_bytes),
-            resource_entity_refs: StringBuilder::with_capacity(n, 0),
-            scope_name: StringBuilder::with_capacity(n, size.scope_name_bytes),
-            scope_version: StringBuilder::with_capacity(n, size.scope_version_bytes),
+            resource_dropped: UInt32Builder::with_capacity(scopes),
+            resource_schema_url: StringBuilder::with_capacity(scopes, size.resource_schema_url_bytes),
+            resource_entity_refs: StringBuilder::with_capacity(scopes, 0),
+            scope_name: StringBuilder::with_capacity(scopes, size.scope_name_bytes),
+            scope_version: StringBuilder::with_capacity(scopes, size.scope_version_bytes),
             scope_attrs: AttrMapsBuilder::with_size(size.scope_attrs),
-            scope_dropped: UInt32Builder::with_capacity(n),
-            scope_schema_url: StringBuilder::with_capacity(n, size.scope_schema_url_bytes),
+            scope_dropped: UInt32Builder::with_capacity(scopes),
+            scope_schema_url: StringBuilder::with_capacity(scopes, size.scope_schema_url_bytes),
             events: NestedListBuilder::new(false, n, size.events, size.event_name_bytes, size.event_attrs),
             links: NestedListBuilder::new(true, n, size.links, 0, size.link_attrs),
         }
@@ -490,16 +523,14 @@ impl SpanBatchBuilder {
         let request = encode_request(std::slice::from_ref(resource_spans));
         let view = RequestView::parse(&request)?;
         let valid = ValidSpans::of(&view, rejected)?;
-        self.append_request(&view, valid).map(drop)
+        self.append_request(&view, valid)
     }
 
     /// Appends the `valid` spans of `request` in block order, so that the
     /// rows of one trace are adjacent and a block is gathered from such
-    /// batches a trace at a time, not a row at a time. Returns a row
-    /// (counted from the last [`finish`](Self::finish)) of each distinct
-    /// resource and scope of the spans appended.
-    fn append_request(&mut self, request: &RequestView<'_>, valid: ValidSpans<'_, '_>) -> Result<Vec<u32>> {
-        // Resource and scope attributes are split once and repeated on each span.
+    /// batches a trace at a time, not a row at a time. Each scope with valid
+    /// spans gets one row of the scope-level columns.
+    fn append_request(&mut self, request: &RequestView<'_>, valid: ValidSpans<'_, '_>) -> Result<()> {
         let mut resources = Vec::with_capacity(request.resource_spans.len());
         let mut scopes = Vec::with_capacity(valid.per_scope.len());
         for resource_spans in &request.resource_spans {
@@ -508,18 +539,25 @@ impl SpanBatchBuilder {
                 scopes.push(ScopeRow::new(scope_spans)?);
             }
         }
-        // Every scope belongs to one resource: a row of each scope holds both.
-        let mut scope_rows = vec![None; scopes.len()];
+        // Every scope belongs to one resource: its row holds both.
+        let mut scope_rows: Vec<Option<u32>> = vec![None; scopes.len()];
         for (span, resource, scope) in valid.spans {
-            scope_rows[scope].get_or_insert(self.rows as u32);
+            let row = match scope_rows[scope] {
+                Some(row) => row,
+                None => {
+                    self.append_resource(&resources[resource])?;
+                    self.append_scope(&scopes[scope])?;
+                    self.scopes += 1;
+                    *scope_rows[scope].insert(self.scopes as u32 - 1)
+                }
+            };
+            self.scope_rows.push(row);
             self.append_span(span, request)?;
-            self.append_resource(&resources[resource])?;
-            self.append_scope(&scopes[scope])?;
         }
-        Ok(scope_rows.into_iter().flatten().collect())
+        Ok(())
     }
 
-    /// Appends the resource columns of one span.
+    /// Appends the resource columns of one scope row.
     fn append_resource(&mut self, resource: &ResourceRow<'_>) -> Result<()> {
         for ((builder, d), value) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS).zip(resource.dedicated) {
             if d.scope == AttrScope::Resource {
@@ -533,7 +571,7 @@ impl SpanBatchBuilder {
         Ok(())
     }
 
-    /// Appends the instrumentation-scope columns of one span.
+    /// Appends the instrumentation-scope columns of one scope row.
     fn append_scope(&mut self, scope: &ScopeRow<'_>) -> Result<()> {
         append_opt_str(&mut self.scope_name, scope.name);
         append_opt_str(&mut self.scope_version, scope.version);
@@ -579,11 +617,12 @@ impl SpanBatchBuilder {
         Ok(())
     }
 
-    /// Finishes a record batch with everything appended so far.
-    pub fn finish(&mut self) -> Result<RecordBatch> {
-        let rows = std::mem::take(&mut self.rows);
-        let schema = span_schema();
-        let mut columns: Vec<ArrayRef> = vec![
+    /// Finishes the spans appended so far, resource and scope columns held
+    /// once per scope.
+    pub fn finish_received(&mut self) -> Result<ReceivedSpans> {
+        self.rows = 0;
+        self.scopes = 0;
+        let mut spans: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.parent_span_id.finish()),
@@ -599,11 +638,18 @@ impl SpanBatchBuilder {
             Arc::new(self.dropped_events.finish()),
             Arc::new(self.dropped_links.finish()),
         ];
-        columns.extend(self.dedicated.iter_mut().map(DedicatedBuilder::finish));
-        columns.extend(self.span_attrs.finish());
-        columns.extend(self.resource_attrs.finish());
-        columns.extend(self.scope_attrs.finish());
-        columns.extend([
+        let mut scopes: Vec<ArrayRef> = Vec::new();
+        for (builder, d) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS) {
+            match d.scope {
+                AttrScope::Span => spans.push(builder.finish()),
+                AttrScope::Resource => scopes.push(builder.finish()),
+            }
+        }
+        spans.extend(self.span_attrs.finish());
+        spans.extend([self.events.finish()?, self.links.finish()?]);
+        scopes.extend(self.resource_attrs.finish());
+        scopes.extend(self.scope_attrs.finish());
+        scopes.extend([
             Arc::new(self.resource_dropped.finish()) as ArrayRef,
             Arc::new(self.resource_schema_url.finish()),
             Arc::new(self.resource_entity_refs.finish()),
@@ -611,39 +657,18 @@ impl SpanBatchBuilder {
             Arc::new(self.scope_version.finish()),
             Arc::new(self.scope_dropped.finish()),
             Arc::new(self.scope_schema_url.finish()),
-            self.events.finish()?,
-            self.links.finish()?,
         ]);
-        // Trace-level and nested-set columns are computed when a block is cut.
-        for field in schema.fields().iter().skip(columns.len()) {
-            columns.push(new_null_array(field.data_type(), rows));
-        }
-        Ok(RecordBatch::try_new(schema, columns)?)
+        ReceivedSpans::new(
+            RecordBatch::try_new(span_level_schema(), spans)?,
+            RecordBatch::try_new(scope_level_schema(), scopes)?,
+            std::mem::take(&mut self.scope_rows),
+        )
     }
-}
 
-/// Spans as received, ready to append to a tenant's WAL and head.
-#[derive(Debug, Clone)]
-pub struct ReceivedSpans {
-    /// The spans.
-    pub(crate) batch: RecordBatch,
-    /// When known, rows of `batch` that hold every distinct resource and
-    /// instrumentation scope in it: its tag summary reads their attributes
-    /// there instead of comparing those of every span. Only the conversion
-    /// sets them: a wrong list would make the summary miss attributes.
-    pub(crate) resource_rows: Option<Arc<[u32]>>,
-}
-
-impl ReceivedSpans {
-    /// The spans.
-    pub fn batch(&self) -> &RecordBatch {
-        &self.batch
-    }
-}
-
-impl From<RecordBatch> for ReceivedSpans {
-    fn from(batch: RecordBatch) -> Self {
-        Self { batch, resource_rows: None }
+    /// Finishes a [`span_schema`](crate::schema::span_schema) record batch with everything appended so
+    /// far (resource and scope columns repeated on each span).
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        self.finish_received()?.to_batch()
     }
 }
 
@@ -661,8 +686,8 @@ pub fn convert_export_request(request: &[u8]) -> Result<(ReceivedSpans, Vec<Stri
     let mut rejected = Vec::new();
     let valid = ValidSpans::of(&request, |reason| rejected.push(reason))?;
     let mut builder = SpanBatchBuilder::with_size(&RequestSize::of(&request, &valid)?);
-    let resource_rows = builder.append_request(&request, valid)?;
-    Ok((ReceivedSpans { batch: builder.finish()?, resource_rows: Some(resource_rows.into()) }, rejected))
+    builder.append_request(&request, valid)?;
+    Ok((builder.finish_received()?, rejected))
 }
 
 /// Converts a whole OTLP request body decoded by prost (OTLP/JSON, and the
@@ -675,5 +700,6 @@ pub fn convert_request(resource_spans: &[ResourceSpans]) -> Result<(ReceivedSpan
 /// Converts a whole OTLP request body into one record batch, keeping only
 /// valid spans. Returns the batch and the rejected spans' reasons.
 pub fn resource_spans_to_batch(resource_spans: &[ResourceSpans]) -> Result<(RecordBatch, Vec<String>)> {
-    convert_request(resource_spans).map(|(spans, rejected)| (spans.batch, rejected))
+    let (spans, rejected) = convert_request(resource_spans)?;
+    Ok((spans.to_batch()?, rejected))
 }
