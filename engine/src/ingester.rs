@@ -301,7 +301,7 @@ impl Ingester {
             metrics.wal_replayed_spans.inc_by(spans as u64);
             tracing::info!(tenant = %segment.tenant, path = %segment.path.display(), spans, "replayed WAL segment");
             let (batches, paths) = by_tenant.entry(segment.tenant).or_default();
-            batches.extend(segment.batches.into_iter().map(ReceivedSpans::from));
+            batches.extend(segment.batches);
             paths.push(segment.path);
         }
         let tenants: HashMap<String, Arc<Mutex<TenantState>>> = by_tenant
@@ -381,9 +381,7 @@ impl Ingester {
             state.head = Some(Head::new(self.new_segment(tenant)?));
         }
         let head = state.head.as_mut().expect("head was just created");
-        // The WAL holds span-schema batches, each span with its resource and scope.
-        let batch = spans.to_batch()?;
-        let end = match head.segment.write(&batch) {
+        let end = match head.segment.write(&spans) {
             Ok(end) => end,
             Err(e) => {
                 // Retire the segment (cut back to its last complete record) and
@@ -562,7 +560,7 @@ impl Ingester {
     fn head_with(&self, tenant: &str, batches: Vec<ReceivedSpans>) -> Result<Head> {
         let mut head = Head::new(self.new_segment(tenant)?);
         for spans in batches {
-            if let Err(e) = spans.to_batch().and_then(|batch| head.segment.append(&batch)) {
+            if let Err(e) = head.segment.append(&spans) {
                 let _ = head.segment.abandon().map(std::fs::remove_file);
                 return Err(e);
             }

@@ -97,7 +97,7 @@ pub async fn open_read_only(storage: &StorageConfig) -> Result<QueryEngine> {
     let store = build_object_store(trace).await?;
     let layout = layout_of(trace);
     let catalog = BlockCatalog::load(store.clone(), layout.clone(), true).await?;
-    let mut by_tenant: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+    let mut by_tenant: HashMap<String, Vec<crate::convert::ReceivedSpans>> = HashMap::new();
     for segment in wal::replay(&trace.wal.path)? {
         by_tenant.entry(segment.tenant).or_default().extend(segment.batches);
     }

@@ -1,4 +1,7 @@
 //! Write-ahead log: Arrow IPC stream segments, one directory per tenant.
+//! A record is a request's spans as [`ReceivedSpans`] holds them: the
+//! span-level columns, and the resource and scope columns once per scope
+//! (a dictionary-encoded struct column, [`wal_schema`]).
 //!
 //! A request is acknowledged only after its batch is in the current segment
 //! (and fsynced, under the default policy). Appends write under the
@@ -16,12 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 
 use crate::config::FsyncPolicy;
+use crate::convert::{ReceivedSpans, wal_schema};
 use crate::error::{Error, Result};
-use crate::schema::{adapt_to_span_schema, span_schema};
+use crate::schema::adapt_to_span_schema;
 
 const SEGMENT_SUFFIX: &str = ".arrow";
 
@@ -108,7 +111,7 @@ impl WalSegment {
             synced: Mutex::new(0),
             failed: AtomicBool::new(false),
         });
-        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &span_schema())?, path, sync, good_len: 0 };
+        let mut segment = Self { writer: StreamWriter::try_new(BufWriter::new(file), &wal_schema())?, path, sync, good_len: 0 };
         let end = segment.write_pending()?;
         segment.sync.sync_to(end)?;
         if fsync == FsyncPolicy::Always {
@@ -118,19 +121,19 @@ impl WalSegment {
         Ok(segment)
     }
 
-    /// Appends a batch; durable per the fsync policy when this returns.
-    pub fn append(&mut self, batch: &RecordBatch) -> Result<()> {
-        let end = self.write(batch)?;
+    /// Appends spans; durable per the fsync policy when this returns.
+    pub fn append(&mut self, spans: &ReceivedSpans) -> Result<()> {
+        let end = self.write(spans)?;
         self.sync.sync_to(end)
     }
 
-    /// Writes a batch to the OS without waiting for it to be durable; returns
+    /// Writes spans to the OS without waiting for them to be durable; returns
     /// the segment length to pass to [`SegmentSync::sync_to`] (see [`Self::sync`]).
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<u64> {
+    pub fn write(&mut self, spans: &ReceivedSpans) -> Result<u64> {
         if self.sync.failed.load(Ordering::Acquire) {
             return Err(self.sync.failed_error());
         }
-        self.writer.write(batch)?;
+        self.writer.write(&spans.to_wal_batch()?)?;
         self.write_pending()
     }
 
@@ -177,13 +180,13 @@ impl WalSegment {
     }
 }
 
-/// A segment found on disk at start, with the batches it holds.
+/// A segment found on disk at start, with the spans it holds.
 #[derive(Debug)]
 pub struct ReplayedSegment {
     pub tenant: String,
     pub seq: u64,
     pub path: PathBuf,
-    pub batches: Vec<RecordBatch>,
+    pub batches: Vec<ReceivedSpans>,
 }
 
 /// Reads every segment under `wal_dir` (`<tenant>/<seq>.arrow`), oldest first.
@@ -219,7 +222,7 @@ pub fn replay(wal_dir: &Path) -> Result<Vec<ReplayedSegment>> {
 }
 
 /// Reads the complete records of a segment; a torn tail ends the read.
-fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
+fn read_segment(path: &Path) -> Result<Vec<ReceivedSpans>> {
     let file = File::open(path).map_err(Error::io(format!("opening WAL segment {}", path.display())))?;
     let reader = match StreamReader::try_new(BufReader::new(file), None) {
         Ok(r) => r,
@@ -228,16 +231,16 @@ fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
             return Ok(Vec::new());
         }
     };
-    let old_schema = reader.schema() != span_schema();
+    let current = reader.schema() == wal_schema();
     let mut batches = Vec::new();
     for batch in reader {
         match batch {
-            // Segments written by an older version: same columns by name,
-            // new nullable columns added as nulls.
-            Ok(b) if old_schema => batches.push(adapt_to_span_schema(&b).map_err(|e| {
+            Ok(b) if current => batches.push(ReceivedSpans::from_wal_batch(&b)?),
+            // Segments written by an older version hold span-schema
+            // batches: same columns by name, new nullable columns added as nulls.
+            Ok(b) => batches.push(ReceivedSpans::from(adapt_to_span_schema(&b).map_err(|e| {
                 Error::internal(format!("WAL segment {} has an incompatible schema: {e}", path.display()))
-            })?),
-            Ok(b) => batches.push(b),
+            })?)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a WAL segment");
                 break;
@@ -253,12 +256,12 @@ mod tests {
     use crate::convert::SpanBatchBuilder;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-    fn batch(n: u8) -> RecordBatch {
+    fn batch(n: u8) -> ReceivedSpans {
         let spans = (1..=n).map(|i| Span { trace_id: vec![i; 16], span_id: vec![i; 8], ..Default::default() }).collect();
         let rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() };
         let mut b = SpanBatchBuilder::new();
         b.append_resource_spans(&rs, |reason| panic!("{reason}")).unwrap();
-        b.finish().unwrap()
+        b.finish_received().unwrap()
     }
 
     #[test]
@@ -314,8 +317,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tenant_dir = dir.path().join("t1");
         fs::create_dir_all(&tenant_dir).unwrap();
-        // An "older" schema: the current one without child_count.
-        let full = batch(2);
+        // An "older" schema: the span schema without child_count.
+        let full = batch(2).to_batch().unwrap();
         let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| full.schema().field(i).name() != "child_count").collect();
         let old = full.project(&keep).unwrap();
         let mut w = StreamWriter::try_new(File::create(tenant_dir.join("00000000000000000001.arrow")).unwrap(), &old.schema()).unwrap();
@@ -329,8 +332,7 @@ mod tests {
 
         let replayed = replay(dir.path()).unwrap();
         assert_eq!(replayed.len(), 1);
-        assert_eq!(replayed[0].batches[0].schema(), span_schema());
-        assert_eq!(replayed[0].batches[0].num_rows(), 2);
+        assert_eq!(replayed[0].batches[0].to_batch().unwrap(), full);
         assert!(tenant_dir.join("00000000000000000002.arrow.unreadable").exists());
     }
 }

@@ -15,7 +15,7 @@ mod to_arrow;
 mod wire;
 
 pub use from_arrow::batches_to_resource_spans;
-pub use received::{HeldColumn, ReceivedSpans, SpanColumns};
+pub use received::{HeldColumn, ReceivedSpans, SpanColumns, wal_schema};
 pub use to_arrow::{SpanBatchBuilder, convert_export_request, convert_request, resource_spans_to_batch};
 pub use wire::{count_spans, encode_request};
 

@@ -9,12 +9,35 @@
 //! batches) column by column, so that cutting a block and summarising its
 //! tags need not expand them first.
 
-use arrow::array::{Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, RecordBatch, UInt32Array, new_null_array};
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray, RecordBatch, StructArray, UInt32Array,
+    new_null_array,
+};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::{filter, filter_record_batch, take, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
 use crate::error::{Error, Result};
 use crate::schema::{ColumnLevel, col, column_index, column_level, scope_level_schema, span_level_schema, span_schema};
+
+/// The WAL's column of each span's resource and scope columns.
+const WAL_SCOPE_COLUMN: &str = "scope";
+
+static WAL_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let scope = DataType::Struct(scope_level_schema().fields().clone());
+    let mut fields: Vec<Arc<Field>> = span_level_schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(WAL_SCOPE_COLUMN, DataType::Dictionary(Box::new(DataType::UInt32), Box::new(scope)), false)));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of a WAL record ([`ReceivedSpans::to_wal_batch`]): the
+/// span-level columns, then a `scope` column of the scope-level ones as a
+/// struct, dictionary-encoded (each scope once, a key per span).
+pub fn wal_schema() -> SchemaRef {
+    WAL_SCHEMA.clone()
+}
 
 /// A column of the span schema as some spans hold it.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +141,37 @@ impl ReceivedSpans {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// The spans as a WAL record of [`wal_schema`]: no column is copied
+    /// (but the keys of spans held each with its own scope row).
+    pub fn to_wal_batch(&self) -> Result<RecordBatch> {
+        let keys = match &self.scope_rows {
+            Some(rows) => UInt32Array::new(rows.clone(), None),
+            None => UInt32Array::from_iter_values(0..self.num_rows() as u32),
+        };
+        let scopes = DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(StructArray::from(self.scopes.clone())))?;
+        let mut columns = self.spans.columns().to_vec();
+        columns.push(Arc::new(scopes));
+        Ok(RecordBatch::try_new(wal_schema(), columns)?)
+    }
+
+    /// Spans read back from a WAL record made by [`Self::to_wal_batch`].
+    pub fn from_wal_batch(batch: &RecordBatch) -> Result<Self> {
+        if batch.schema() != wal_schema() {
+            return Err(Error::internal("a WAL record does not have the WAL schema"));
+        }
+        let (scope, spans) = batch.columns().split_last().ok_or_else(|| Error::internal("empty WAL record"))?;
+        let scope = scope.as_dictionary_opt::<UInt32Type>().ok_or_else(|| Error::internal("WAL scope column is not a dictionary"))?;
+        let values = scope.values().as_struct_opt().ok_or_else(|| Error::internal("WAL scopes are not a struct"))?;
+        if scope.keys().null_count() > 0 {
+            return Err(Error::internal("a WAL record has a span without a scope"));
+        }
+        Self::new(
+            RecordBatch::try_new(span_level_schema(), spans.to_vec())?,
+            RecordBatch::try_new(scope_level_schema(), values.columns().to_vec())?,
+            scope.keys().values().to_vec(),
+        )
     }
 
     /// The spans `mask` selects. Scope rows none of them uses are dropped.
@@ -242,6 +296,27 @@ mod tests {
         assert_eq!(kept.to_batch().unwrap(), expected);
         let per_span = ReceivedSpans::from(received.to_batch().unwrap()).filter(&mask).unwrap();
         assert_eq!(per_span.to_batch().unwrap(), expected);
+    }
+
+    #[test]
+    fn a_wal_record_reads_back_as_the_same_spans_through_arrow_ipc() {
+        let (received, _) = convert_request(&request()).unwrap();
+        let per_span = ReceivedSpans::from(received.to_batch().unwrap());
+        let mut bytes = Vec::new();
+        {
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &wal_schema()).unwrap();
+            writer.write(&received.to_wal_batch().unwrap()).unwrap();
+            writer.write(&per_span.to_wal_batch().unwrap()).unwrap();
+            writer.finish().unwrap();
+        }
+        let reader = arrow::ipc::reader::StreamReader::try_new(bytes.as_slice(), None).unwrap();
+        let read: Vec<ReceivedSpans> = reader.map(|b| ReceivedSpans::from_wal_batch(&b.unwrap()).unwrap()).collect();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].scopes.num_rows(), 3, "each scope once");
+        assert_eq!(read[1].scopes.num_rows(), 5);
+        for spans in &read {
+            assert_eq!(spans.to_batch().unwrap(), received.to_batch().unwrap());
+        }
     }
 
     #[test]
