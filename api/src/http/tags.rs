@@ -129,7 +129,7 @@ fn values(summary: &TagSummary, scopes: &[&str], name: &str) -> BTreeMap<String,
     for scope in scopes {
         if let Some(tag) = summary.scopes.get(*scope).and_then(|t| t.get(name)) {
             for (ty, set) in &tag.values {
-                out.entry(ty.clone()).or_default().extend(set.iter().cloned());
+                out.entry(ty.clone()).or_default().extend(set.iter().map(str::to_owned));
             }
         }
     }

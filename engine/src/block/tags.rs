@@ -27,10 +27,128 @@ pub const SCOPE_LINK: &str = "link";
 pub const SCOPE_INSTRUMENTATION: &str = "instrumentation";
 pub const SCOPE_INTRINSIC: &str = "intrinsic";
 
+/// Distinct values of one type of a tag, in order (serialised as a sorted
+/// array of strings). Built as a tree; [`pack`](Self::pack)ed once its
+/// block is written into one sorted string buffer, at about a quarter of
+/// the memory: the catalog holds the summaries of every block.
+#[derive(Debug, Clone)]
+pub struct ValueSet(ValueSetRepr);
+
+#[derive(Debug, Clone)]
+enum ValueSetRepr {
+    Open(BTreeSet<String>),
+    /// Value `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    Packed { bytes: Box<str>, ends: Box<[u32]> },
+}
+
+impl Default for ValueSet {
+    fn default() -> Self {
+        Self(ValueSetRepr::Open(BTreeSet::new()))
+    }
+}
+
+impl ValueSet {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            ValueSetRepr::Open(set) => set.len(),
+            ValueSetRepr::Packed { ends, .. } => ends.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `value` is one of the values.
+    pub fn contains(&self, value: &str) -> bool {
+        match &self.0 {
+            ValueSetRepr::Open(set) => set.contains(value),
+            ValueSetRepr::Packed { bytes, ends } => {
+                let get = |i: usize| &bytes[if i == 0 { 0 } else { ends[i - 1] as usize }..ends[i] as usize];
+                let (mut low, mut high) = (0, ends.len());
+                while low < high {
+                    let mid = (low + high) / 2;
+                    match get(mid).cmp(value) {
+                        std::cmp::Ordering::Less => low = mid + 1,
+                        std::cmp::Ordering::Greater => high = mid,
+                        std::cmp::Ordering::Equal => return true,
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let (open, packed) = match &self.0 {
+            ValueSetRepr::Open(set) => (Some(set.iter().map(String::as_str)), None),
+            ValueSetRepr::Packed { bytes, ends } => {
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                (None, Some(starts.zip(ends.iter()).map(|(start, &end)| &bytes[start as usize..end as usize])))
+            }
+        };
+        open.into_iter().flatten().chain(packed.into_iter().flatten())
+    }
+
+    /// Adds `value` (a packed set opens again).
+    fn insert(&mut self, value: &str) {
+        if let ValueSetRepr::Packed { .. } = self.0 {
+            self.0 = ValueSetRepr::Open(self.iter().map(str::to_owned).collect());
+        }
+        if let ValueSetRepr::Open(set) = &mut self.0 {
+            set.insert(value.to_owned());
+        }
+    }
+
+    /// Packs the values into one buffer. Values over 4 GiB in all (never
+    /// a summary's) stay as they are.
+    pub fn pack(&mut self) {
+        let ValueSetRepr::Open(set) = &self.0 else { return };
+        let mut bytes = String::with_capacity(set.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(set.len());
+        for value in set {
+            bytes.push_str(value);
+            let Ok(end) = u32::try_from(bytes.len()) else { return };
+            ends.push(end);
+        }
+        self.0 = ValueSetRepr::Packed { bytes: bytes.into_boxed_str(), ends: ends.into_boxed_slice() };
+    }
+}
+
+impl PartialEq for ValueSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl FromIterator<String> for ValueSet {
+    fn from_iter<I: IntoIterator<Item = String>>(values: I) -> Self {
+        Self(ValueSetRepr::Open(values.into_iter().collect()))
+    }
+}
+
+impl Serialize for ValueSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// Read packed: summaries are read from storage for the catalog.
+impl<'de> Deserialize<'de> for ValueSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut set: ValueSet = Vec::<String>::deserialize(deserializer)?.into_iter().collect();
+        set.pack();
+        Ok(set)
+    }
+}
+
 /// Distinct values of one tag, by value type (`string`, `int`, `float`, `bool`, `keyword`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagValues {
-    pub values: BTreeMap<String, BTreeSet<String>>,
+    pub values: BTreeMap<String, ValueSet>,
     /// More distinct values existed than were kept.
     pub truncated: bool,
 }
@@ -44,13 +162,13 @@ impl TagValues {
             Some(_) if self.truncated => return,
             _ => {}
         }
-        let count: usize = self.values.values().map(BTreeSet::len).sum();
+        let count: usize = self.values.values().map(ValueSet::len).sum();
         let set = self.values.entry(ty.to_owned()).or_default();
         if count >= MAX_VALUES_PER_TAG {
             self.truncated = true;
             return;
         }
-        set.insert(value.to_owned());
+        set.insert(value);
     }
 }
 
@@ -403,6 +521,12 @@ impl TagSummary {
         self.add_strings(SCOPE_INTRINSIC, "rootServiceName", "string", root_services);
     }
 
+    /// Packs every value set (see [`ValueSet::pack`]), for a summary kept
+    /// as it is from now on.
+    pub fn pack(&mut self) {
+        self.scopes.values_mut().flat_map(|tags| tags.values_mut()).flat_map(|tag| tag.values.values_mut()).for_each(ValueSet::pack);
+    }
+
     /// Adds everything of `other`.
     pub fn merge(&mut self, other: &TagSummary) {
         for (scope, tags) in &other.scopes {
@@ -410,7 +534,7 @@ impl TagSummary {
                 let mine = self.tag(scope, name);
                 mine.truncated |= values.truncated;
                 for (ty, set) in &values.values {
-                    for v in set {
+                    for v in set.iter() {
                         mine.insert(ty, v);
                     }
                 }
@@ -430,6 +554,30 @@ mod tests {
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    }
+
+
+    #[test]
+    fn a_packed_value_set_answers_as_the_open_one_and_opens_again_to_take_more() {
+        let values = ["", "a", "ab", "b", "http://x/y", "é"];
+        let open: ValueSet = values.iter().rev().map(|v| (*v).to_owned()).collect();
+        let mut packed = open.clone();
+        packed.pack();
+        assert!(matches!(packed.0, ValueSetRepr::Packed { .. }));
+        assert_eq!(packed, open);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), values);
+        for probe in ["", "a", "ab", "aa", "b", "c", "é", "http://x/y", "http://x"] {
+            assert_eq!(packed.contains(probe), values.contains(&probe), "{probe:?}");
+        }
+        let json = serde_json::to_string(&open).unwrap();
+        assert_eq!(json, serde_json::to_string(&packed).unwrap());
+        let read: ValueSet = serde_json::from_str(&json).unwrap();
+        assert!(matches!(read.0, ValueSetRepr::Packed { .. }), "read packed");
+        assert_eq!(read, open);
+        packed.insert("aa");
+        assert_eq!(packed.len(), values.len() + 1);
+        assert!(packed.contains("aa") && packed.contains("ab"));
+        assert!(ValueSet::default().is_empty());
     }
 
     #[test]

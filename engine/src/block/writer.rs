@@ -520,7 +520,7 @@ pub async fn write_block(
 /// 404 MiB peak RSS in one slice, 12.8 and 372 in slices of 16384 rows,
 /// 13.2–13.5 and 323–352 of 4096, 13.9 and 322 of 1024. A slice now holds
 /// one column only.
-const PLANNED_SLICE_ROWS: usize = 16384;
+const PLANNED_SLICE_ROWS: usize = 4096;
 
 /// Writes a level-0 block like [`write_block`], gathering the rows of
 /// `batches` in the order of `plan` a slice at a time.
@@ -723,7 +723,10 @@ impl BlockWriter {
     /// objects written so far are deleted.
     pub async fn finish(mut self, origin: BlockOrigin) -> Result<LiveBlock> {
         match self.complete(origin).await {
-            Ok(meta) => Ok(LiveBlock { meta, trace_filter: Some(self.trace_filter), tags: Some(Arc::new(self.tags)) }),
+            Ok(meta) => {
+                self.tags.pack();
+                Ok(LiveBlock { meta, trace_filter: Some(self.trace_filter), tags: Some(Arc::new(self.tags)) })
+            }
             Err(e) => {
                 self.abort().await;
                 Err(e)
