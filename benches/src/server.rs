@@ -15,9 +15,9 @@ pub const TENANT: &str = "single-tenant";
 /// When the server cuts blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockCut {
-    /// The defaults: every 30 s (`max_block_duration`) or 64 MiB.
+    /// The defaults: every 30 s (`max_block_duration`) or 24 MiB.
     Default,
-    /// Only on `POST /flush` (or 64 MiB): `max_block_duration: 1h`.
+    /// Only on `POST /flush` (or 24 MiB): `max_block_duration: 1h`.
     FlushOnly,
 }
 

@@ -1,7 +1,7 @@
 //! Section 5, trace by ID: one dataset written as 1, 100 or 1000 blocks
 //! (its requests split into that many groups, `POST /flush` after each),
 //! then `GET /api/traces/{id}` (protobuf, as Grafana asks) for traces
-//! spread over every block, after a restart. Heads are cut at 64 MiB as
+//! spread over every block, after a restart. Heads are cut at 24 MiB as
 //! well, so one flush can give several blocks: `POST /compact` then merges
 //! them when fewer blocks were asked for.
 
