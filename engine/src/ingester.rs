@@ -41,6 +41,9 @@ struct Head {
     segment: WalSegment,
     batches: Vec<ReceivedSpans>,
     bytes: usize,
+    /// The spans' [`ReceivedSpans::expanded_size`]: bounds what queries and
+    /// the flush copy of the head.
+    expanded_bytes: usize,
     created: Instant,
     /// Per trace: when it last got spans, and whether it was already carried
     /// over from a previous head (traces are carried at most once).
@@ -53,6 +56,7 @@ impl Head {
             segment,
             batches: Vec::new(),
             bytes: 0,
+            expanded_bytes: 0,
             created: Instant::now(),
             traces: HashMap::new(),
         }
@@ -69,9 +73,25 @@ impl Head {
             }
         }
         self.bytes += spans.memory_size();
+        self.expanded_bytes = self.expanded_bytes.saturating_add(spans.expanded_size());
         self.batches.push(spans);
     }
+
+    /// Whether the head is big enough to cut: `max_block_bytes` held, or
+    /// [`MAX_EXPANDED_HEAD_BYTES`] once expanded (a few requests with large
+    /// resources over many spans).
+    fn full(&self, max_block_bytes: u64) -> bool {
+        self.bytes as u64 >= max_block_bytes || self.expanded_bytes >= MAX_EXPANDED_HEAD_BYTES
+    }
 }
+
+/// Most bytes a head's spans may take expanded (each span with its resource
+/// and scope values, as queries and the flush copy them) before it is cut.
+/// Spans of usual resources take 2–3 times their held size expanded, so
+/// this bounds only heads of large resources over many spans; with the
+/// request limit (`MAX_REQUEST_COLUMN_BYTES`, 1 GiB) a flushed slice stays
+/// within a column's 32-bit offsets.
+pub const MAX_EXPANDED_HEAD_BYTES: usize = 256 << 20;
 
 /// A cut head waiting to become a block; still answers queries.
 struct Sealed {
@@ -404,7 +424,7 @@ impl Ingester {
         };
         let sync = head.segment.sync();
         head.push(spans, false);
-        if head.bytes as u64 >= self.config.max_block_bytes {
+        if head.full(self.config.max_block_bytes) {
             self.head_full.notify_one();
         }
         state.generation += 1;
@@ -523,8 +543,7 @@ impl Ingester {
     fn cut_if_due(&self, tenant: &str, state: &Mutex<TenantState>, force: bool) -> Result<()> {
         let mut state = state.lock();
         let Some(head) = state.head.as_ref() else { return Ok(()) };
-        let due = head.created.elapsed() >= self.config.max_block_duration
-            || head.bytes as u64 >= self.config.max_block_bytes;
+        let due = head.created.elapsed() >= self.config.max_block_duration || head.full(self.config.max_block_bytes);
         if !(due || (force && !head.batches.is_empty())) {
             return Ok(());
         }
@@ -721,6 +740,40 @@ mod tests {
         ingester.cut_if_due("t1", &state, true).unwrap();
         let sealed = state.lock().sealed[0].clone();
         (ingester, sealed)
+    }
+
+    #[tokio::test]
+    async fn a_head_of_a_large_resource_over_many_spans_is_full_once_expanded_though_small_held() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ingester = open(dir.path(), store.clone(), empty_catalog(&store).await);
+        let big = KeyValue {
+            key: "blob".into(),
+            value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(1 << 20))) }),
+            ..Default::default()
+        };
+        let spans: Vec<Span> = (0..300u32)
+            .map(|i| Span { trace_id: vec![1; 16], span_id: [i.to_be_bytes(), [1; 4]].concat(), ..Default::default() })
+            .collect();
+        let rs = ResourceSpans {
+            resource: Some(Resource { attributes: vec![big], ..Default::default() }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        };
+        let (received, _) = crate::convert::convert_request(&[rs]).unwrap();
+        ingester.append_blocking("t1", received).unwrap();
+        let state = ingester.tenant("t1");
+        {
+            let state = state.lock();
+            let head = state.head.as_ref().unwrap();
+            assert!(head.bytes < 2 << 20, "the resource is held once: {} bytes", head.bytes);
+            assert!(head.expanded_bytes >= 300 << 20, "{} bytes expanded", head.expanded_bytes);
+            assert!(head.full(ingester.config.max_block_bytes));
+        }
+        ingester.cut_if_due("t1", &state, false).unwrap();
+        assert!(state.lock().head.is_none() && state.lock().sealed.len() == 1, "cut without waiting for its age");
     }
 
     #[tokio::test]

@@ -39,6 +39,16 @@ pub fn wal_schema() -> SchemaRef {
     WAL_SCHEMA.clone()
 }
 
+/// Bytes of value `row` of `column` (for a map: its offset and entries;
+/// slicing a map does not slice its entries).
+fn value_size(column: &ArrayRef, row: usize) -> usize {
+    let size = |data: arrow::array::ArrayData| data.get_slice_memory_size().unwrap_or(0);
+    match column.as_map_opt() {
+        Some(map) => size_of::<i32>() + size(map.value(row).to_data()),
+        None => size(column.slice(row, 1).to_data()),
+    }
+}
+
 /// A column of the span schema as some spans hold it.
 #[derive(Debug, Clone, Copy)]
 pub struct HeldColumn<'a> {
@@ -118,6 +128,17 @@ impl ReceivedSpans {
     pub fn memory_size(&self) -> usize {
         let rows = self.scope_rows.as_ref().map_or(0, |r| r.inner().capacity());
         self.spans.get_array_memory_size() + self.scopes.get_array_memory_size() + rows
+    }
+
+    /// About how many bytes the spans take once expanded ([`Self::to_batch`],
+    /// and what a block's flush gathers): each span's resource and scope
+    /// values counted on it. A large resource over many spans is small
+    /// held, but not expanded.
+    pub fn expanded_size(&self) -> usize {
+        let Some(rows) = &self.scope_rows else { return self.memory_size() };
+        let row_bytes: Vec<usize> =
+            (0..self.scopes.num_rows()).map(|row| self.scopes.columns().iter().map(|c| value_size(c, row)).sum()).collect();
+        rows.iter().fold(self.spans.get_array_memory_size(), |sum, &row| sum.saturating_add(row_bytes[row as usize]))
     }
 
     /// The spans' trace ids.
@@ -281,6 +302,13 @@ mod tests {
         let per_span = ReceivedSpans::from(expected.clone());
         assert_eq!(per_span.to_batch().unwrap(), expected);
         assert!(received.memory_size() < per_span.memory_size());
+        // Expanded, a span holds its resource (and scope) values again: about
+        // the bytes of the scope-level columns of the per-span form.
+        let scope_part = received.expanded_size() - received.spans.get_array_memory_size();
+        let per_span_scope_part: usize = per_span.scopes.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap()).sum();
+        // Counted a value at a time, each one's offsets and null bits round up (~90 bytes a span here).
+        let slack = 100 * received.num_rows();
+        assert!((per_span_scope_part..per_span_scope_part + slack).contains(&scope_part), "{scope_part} estimated, {per_span_scope_part} per span");
     }
 
     #[test]
