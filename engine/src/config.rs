@@ -153,7 +153,8 @@ pub struct IngesterConfig {
     #[serde(with = "humantime_serde")]
     pub flush_check_period: Duration,
     /// Refuse writes (429 / RESOURCE_EXHAUSTED) while heads not yet flushed
-    /// hold more than this many bytes, per tenant.
+    /// would take more than this many bytes expanded (each span with its
+    /// resource and scope, as queries and flushes copy them), per tenant.
     pub max_unflushed_bytes: u64,
 }
 
@@ -164,7 +165,7 @@ impl Default for IngesterConfig {
             max_block_bytes: 24 * 1024 * 1024,
             trace_idle_period: Duration::from_secs(5),
             flush_check_period: Duration::from_secs(1),
-            max_unflushed_bytes: 96 * 1024 * 1024,
+            max_unflushed_bytes: 256 * 1024 * 1024,
         }
     }
 }

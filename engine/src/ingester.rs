@@ -62,7 +62,8 @@ impl Head {
         }
     }
 
-    fn push(&mut self, spans: ReceivedSpans, carried: bool) {
+    /// Adds `spans`, of [`ReceivedSpans::expanded_size`] `expanded`.
+    fn push(&mut self, spans: ReceivedSpans, expanded: usize, carried: bool) {
         let now = Instant::now();
         if let Ok(ids) = spans.trace_ids() {
             for i in 0..ids.len() {
@@ -73,7 +74,7 @@ impl Head {
             }
         }
         self.bytes += spans.memory_size();
-        self.expanded_bytes = self.expanded_bytes.saturating_add(spans.expanded_size());
+        self.expanded_bytes = self.expanded_bytes.saturating_add(expanded);
         self.batches.push(spans);
     }
 
@@ -86,11 +87,12 @@ impl Head {
 }
 
 /// Most bytes a head's spans may take expanded (each span with its resource
-/// and scope values, as queries and the flush copy them) before it is cut.
-/// Spans of usual resources take 2–3 times their held size expanded, so
-/// this bounds only heads of large resources over many spans; with the
-/// request limit (`MAX_REQUEST_COLUMN_BYTES`, 1 GiB) a flushed slice stays
-/// within a column's 32-bit offsets.
+/// and scope values, as queries and the flush copy them): a head that would
+/// pass it is sealed before the next spans are added. Spans of usual
+/// resources take 2–3 times their held size expanded, so this bounds only
+/// heads of large resources over many spans; with the request limit
+/// (`MAX_REQUEST_COLUMN_BYTES`, 1 GiB) what a flush or query copies of one
+/// head stays within a column's 32-bit offsets.
 pub const MAX_EXPANDED_HEAD_BYTES: usize = 256 << 20;
 
 /// A cut head waiting to become a block; still answers queries.
@@ -101,7 +103,8 @@ struct Sealed {
     spans: Mutex<SealedSpans>,
     /// Notified when a preparation ends, prepared or not.
     preparation_ended: Condvar,
-    /// Arrow memory held by `spans`, counted against `max_unflushed_bytes`.
+    /// Bytes counted against `max_unflushed_bytes`: the raw spans' expanded
+    /// size, or the prepared batch's memory.
     bytes: AtomicUsize,
     /// WAL segments holding these spans, deleted once the block is written.
     segment_paths: Vec<PathBuf>,
@@ -141,8 +144,9 @@ enum SealedSpans {
 }
 
 impl Sealed {
-    fn new(batches: Vec<ReceivedSpans>, segment_paths: Vec<PathBuf>) -> Self {
-        let bytes = batches.iter().map(ReceivedSpans::memory_size).sum();
+    /// Sealed `batches` of `expanded_bytes` in all ([`ReceivedSpans::expanded_size`]).
+    fn new(batches: Vec<ReceivedSpans>, segment_paths: Vec<PathBuf>, expanded_bytes: usize) -> Self {
+        let bytes = expanded_bytes;
         Self {
             spans: Mutex::new(SealedSpans::Raw(batches)),
             preparation_ended: Condvar::new(),
@@ -155,7 +159,7 @@ impl Sealed {
         }
     }
 
-    /// Arrow memory currently held.
+    /// Bytes counted against `max_unflushed_bytes`.
     fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -205,12 +209,19 @@ impl Sealed {
     }
 
     /// The spans as span-schema batches: the raw ones, or the prepared one.
-    fn batches(&self) -> Result<Vec<RecordBatch>> {
+    fn batches(&self, tenant: &str) -> Vec<RecordBatch> {
         match &*self.spans.lock() {
-            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => batches.iter().map(ReceivedSpans::to_batch).collect(),
-            SealedSpans::Prepared(batch) => Ok(vec![batch.clone()]),
+            SealedSpans::Raw(batches) | SealedSpans::Preparing(batches) => expanded(batches, tenant),
+            SealedSpans::Prepared(batch) => vec![batch.clone()],
         }
     }
+}
+
+/// `spans` as span-schema batches, for queries when preparing them failed;
+/// spans that cannot be expanded either are left out, with an error logged.
+fn expanded(spans: &[ReceivedSpans], tenant: &str) -> Vec<RecordBatch> {
+    let batches = spans.iter().map(ReceivedSpans::to_batch);
+    batches.filter_map(|b| b.inspect_err(|e| tracing::error!(%tenant, error = %e, "unflushed spans cannot be served")).ok()).collect()
 }
 
 /// Ends a preparation however it ends (done, failed or panicked): puts the
@@ -257,8 +268,29 @@ struct TenantState {
 }
 
 impl TenantState {
+    /// Unflushed spans as counted against `max_unflushed_bytes`: expanded,
+    /// as queries and flushes copy them.
     fn unflushed_bytes(&self) -> usize {
-        self.head.as_ref().map_or(0, |h| h.bytes) + self.sealed.iter().map(|s| s.bytes()).sum::<usize>()
+        self.head.as_ref().map_or(0, |h| h.expanded_bytes) + self.sealed.iter().map(|s| s.bytes()).sum::<usize>()
+    }
+
+    /// Seals the head, if any: it is kept, queryable, until flushed.
+    fn seal_head(&mut self) {
+        if let Some(head) = self.head.take() {
+            let path = head.segment.path().to_owned();
+            self.seal(head.batches, path, head.expanded_bytes);
+        }
+    }
+
+    /// Seals the spans of a head taken off (its segment, at `path`, closed):
+    /// nothing to keep deletes the segment.
+    fn seal(&mut self, batches: Vec<ReceivedSpans>, path: PathBuf, expanded_bytes: usize) {
+        if batches.is_empty() {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            self.sealed.push(Arc::new(Sealed::new(batches, vec![path], expanded_bytes)));
+        }
+        self.generation += 1;
     }
 }
 
@@ -327,7 +359,8 @@ impl Ingester {
         let tenants: HashMap<String, Arc<Mutex<TenantState>>> = by_tenant
             .into_iter()
             .map(|(tenant, (batches, paths))| {
-                let state = TenantState { sealed: vec![Arc::new(Sealed::new(batches, paths))], ..Default::default() };
+                let expanded = batches.iter().map(ReceivedSpans::expanded_size).sum();
+                let state = TenantState { sealed: vec![Arc::new(Sealed::new(batches, paths, expanded))], ..Default::default() };
                 (tenant, Arc::new(Mutex::new(state)))
             })
             .collect();
@@ -388,6 +421,7 @@ impl Ingester {
     /// Writes a batch to the tenant's WAL segment (not yet durable) and its
     /// head; returns what to wait on before acknowledging it.
     fn write_to_head(&self, tenant: &str, spans: ReceivedSpans) -> Result<(Arc<SegmentSync>, u64)> {
+        let expanded = spans.expanded_size();
         let state = self.tenant(tenant);
         let mut state = state.lock();
         let unflushed = state.unflushed_bytes() as u64;
@@ -396,6 +430,10 @@ impl Ingester {
                 "tenant {tenant} has {unflushed} bytes waiting to be flushed (limit {}); retry later",
                 self.config.max_unflushed_bytes
             )));
+        }
+        if state.head.as_ref().is_some_and(|h| h.expanded_bytes.saturating_add(expanded) > MAX_EXPANDED_HEAD_BYTES) {
+            state.seal_head();
+            self.head_full.notify_one();
         }
         if state.head.is_none() {
             state.head = Some(Head::new(self.new_segment(tenant)?));
@@ -413,17 +451,12 @@ impl Ingester {
                 if let Err(abandon_error) = head.segment.abandon() {
                     tracing::error!(path = %path.display(), error = %abandon_error, "could not cut back a failed WAL segment");
                 }
-                if head.batches.is_empty() {
-                    let _ = std::fs::remove_file(&path);
-                } else {
-                    state.sealed.push(Arc::new(Sealed::new(head.batches, vec![path])));
-                }
-                state.generation += 1;
+                state.seal(head.batches, path, head.expanded_bytes);
                 return Err(e);
             }
         };
         let sync = head.segment.sync();
-        head.push(spans, false);
+        head.push(spans, expanded, false);
         if head.full(self.config.max_block_bytes) {
             self.head_full.notify_one();
         }
@@ -449,10 +482,7 @@ impl Ingester {
                 Ok(batch) => out.push(batch),
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing sealed spans failed; serving them raw");
-                    match s.batches() {
-                        Ok(batches) => out.extend(batches),
-                        Err(e) => tracing::error!(%tenant, error = %e, "sealed spans cannot be served"),
-                    }
+                    out.extend(s.batches(tenant));
                 }
             }
         }
@@ -469,12 +499,7 @@ impl Ingester {
                 }
                 Err(e) => {
                     tracing::error!(%tenant, error = %e, "preparing unflushed spans failed; serving them raw");
-                    for spans in &head_raw {
-                        match spans.to_batch() {
-                            Ok(batch) => out.push(batch),
-                            Err(e) => tracing::error!(%tenant, error = %e, "unflushed spans cannot be served"),
-                        }
-                    }
+                    out.extend(expanded(&head_raw, tenant));
                 }
             },
         }
@@ -561,6 +586,7 @@ impl Ingester {
                 .collect()
         };
         let (kept, carried) = split_live(&head.batches, &live)?;
+        let kept_expanded = if carried.is_empty() { head.expanded_bytes } else { kept.iter().map(ReceivedSpans::expanded_size).sum() };
         // The new head (with the carried spans in its segment) is complete
         // before the old one is touched: a failure leaves the old head as it was.
         let new_head = if carried.is_empty() { None } else { Some(self.head_with(tenant, carried)?) };
@@ -571,7 +597,7 @@ impl Ingester {
             let _ = std::fs::remove_file(old.segment.path());
             return Ok(());
         }
-        state.sealed.push(Arc::new(Sealed::new(kept, vec![old.segment.path().to_owned()])));
+        state.sealed.push(Arc::new(Sealed::new(kept, vec![old.segment.path().to_owned()], kept_expanded)));
         Ok(())
     }
 
@@ -583,7 +609,8 @@ impl Ingester {
                 let _ = head.segment.abandon().map(std::fs::remove_file);
                 return Err(e);
             }
-            head.push(spans, true);
+            let expanded = spans.expanded_size();
+            head.push(spans, expanded, true);
         }
         Ok(head)
     }
@@ -754,26 +781,40 @@ mod tests {
             value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(1 << 20))) }),
             ..Default::default()
         };
-        let spans: Vec<Span> = (0..300u32)
-            .map(|i| Span { trace_id: vec![1; 16], span_id: [i.to_be_bytes(), [1; 4]].concat(), ..Default::default() })
-            .collect();
-        let rs = ResourceSpans {
-            resource: Some(Resource { attributes: vec![big], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-            ..Default::default()
+        let request = |trace: u8, spans: u32| {
+            let spans: Vec<Span> = (0..spans)
+                .map(|i| Span { trace_id: vec![trace; 16], span_id: [i.to_be_bytes(), [1; 4]].concat(), ..Default::default() })
+                .collect();
+            let rs = ResourceSpans {
+                resource: Some(Resource { attributes: vec![big.clone()], ..Default::default() }),
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            };
+            crate::convert::convert_request(&[rs]).unwrap().0
         };
-        let (received, _) = crate::convert::convert_request(&[rs]).unwrap();
-        ingester.append_blocking("t1", received).unwrap();
         let state = ingester.tenant("t1");
+        // 150 MiB expanded each: the second would take the head past 256 MiB, so the first is sealed.
+        ingester.append_blocking("t1", request(1, 150)).unwrap();
+        ingester.append_blocking("t1", request(2, 150)).unwrap();
         {
             let state = state.lock();
+            assert_eq!(state.sealed.len(), 1);
             let head = state.head.as_ref().unwrap();
+            assert_eq!(head.batches.len(), 1);
             assert!(head.bytes < 2 << 20, "the resource is held once: {} bytes", head.bytes);
-            assert!(head.expanded_bytes >= 300 << 20, "{} bytes expanded", head.expanded_bytes);
-            assert!(head.full(ingester.config.max_block_bytes));
+            assert!(head.expanded_bytes >= 150 << 20, "{} bytes expanded", head.expanded_bytes);
+            assert!(state.unflushed_bytes() >= 300 << 20, "counted expanded");
         }
+        // Unflushed spans count expanded: the next request is refused.
+        assert!(matches!(ingester.append_blocking("t1", request(3, 1)), Err(Error::ResourceExhausted(_))));
+        // A single request past the bound fills a head alone; it is cut without waiting for its age.
+        let dir = tempfile::tempdir().unwrap();
+        let ingester = open(dir.path(), store.clone(), empty_catalog(&store).await);
+        ingester.append_blocking("t1", request(1, 300)).unwrap();
+        let state = ingester.tenant("t1");
+        assert!(state.lock().head.as_ref().unwrap().full(ingester.config.max_block_bytes));
         ingester.cut_if_due("t1", &state, false).unwrap();
-        assert!(state.lock().head.is_none() && state.lock().sealed.len() == 1, "cut without waiting for its age");
+        assert!(state.lock().head.is_none() && state.lock().sealed.len() == 1);
     }
 
     #[tokio::test]
@@ -811,7 +852,7 @@ mod tests {
         let flushing = sealed.clone();
         let flush = std::thread::spawn(move || flushing.prepared().map(|b| b.num_rows()));
         started.recv().unwrap();
-        assert_eq!(sealed.batches().unwrap().len(), 2, "the raw batches stay readable while preparing");
+        assert_eq!(sealed.batches("t1").len(), 2, "the raw batches stay readable while preparing");
         // A query on the only worker waits for the flush's batch ...
         let (querying_tx, querying) = std::sync::mpsc::channel();
         let query = tokio::spawn(async move {
@@ -828,7 +869,7 @@ mod tests {
         assert_eq!(flush.join().unwrap().unwrap(), 5);
         assert_eq!(query.await.unwrap(), 5);
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
-        assert_eq!(sealed.batches().unwrap().len(), 1, "only the prepared batch is held");
+        assert_eq!(sealed.batches("t1").len(), 1, "only the prepared batch is held");
     }
 
     #[tokio::test]
@@ -838,7 +879,7 @@ mod tests {
         *sealed.on_preparing.lock() = Some(Box::new(|| panic!("preparation failed")));
         let preparing = sealed.clone();
         assert!(std::thread::spawn(move || preparing.prepared()).join().is_err());
-        assert_eq!(sealed.batches().unwrap().len(), 2);
+        assert_eq!(sealed.batches("t1").len(), 2);
         assert_eq!(sealed.prepared().unwrap().num_rows(), 5, "the next caller prepares them");
         assert_eq!(sealed.preparations.load(Ordering::Relaxed), 1);
     }
@@ -865,7 +906,7 @@ mod tests {
     async fn a_flushed_blocks_tags_are_the_summary_of_its_prepared_spans() {
         let dir = tempfile::tempdir().unwrap();
         let (ingester, sealed) = with_sealed_head(dir.path()).await;
-        let raw = sealed.batches().unwrap();
+        let raw = sealed.batches("t1");
         let block = ingester.write_sealed("t1", &sealed).await.unwrap().unwrap();
         let expected = TagSummary::from_batch(&prepare_block(&raw).unwrap()).unwrap();
         assert!(expected.scopes["intrinsic"].contains_key("rootName"), "trace-level tags included");

@@ -235,12 +235,23 @@ fn read_segment(path: &Path) -> Result<Vec<ReceivedSpans>> {
     let mut batches = Vec::new();
     for batch in reader {
         match batch {
-            Ok(b) if current => batches.push(ReceivedSpans::from_wal_batch(&b)?),
-            // Segments written by an older version hold span-schema
-            // batches: same columns by name, new nullable columns added as nulls.
-            Ok(b) => batches.push(ReceivedSpans::from(adapt_to_span_schema(&b).map_err(|e| {
-                Error::internal(format!("WAL segment {} has an incompatible schema: {e}", path.display()))
-            })?)),
+            Ok(b) if current => match ReceivedSpans::from_wal_batch(&b) {
+                Ok(spans) => batches.push(spans),
+                // Decoded but not spans (a damaged file): replay keeps the records before it.
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "invalid record in a WAL segment; replay stops there");
+                    break;
+                }
+            },
+            // Segments written by another version: span-schema batches (or
+            // records of another WAL schema, flattened), the same columns by
+            // name, new nullable columns added as nulls.
+            Ok(b) => {
+                let adapted = ReceivedSpans::flatten_wal_record(&b).and_then(|flat| adapt_to_span_schema(&flat).map_err(Error::internal));
+                batches.push(ReceivedSpans::from(adapted.map_err(|e| {
+                    Error::internal(format!("WAL segment {} has an incompatible schema: {e}", path.display()))
+                })?))
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a WAL segment");
                 break;
@@ -254,6 +265,7 @@ fn read_segment(path: &Path) -> Result<Vec<ReceivedSpans>> {
 mod tests {
     use super::*;
     use crate::convert::SpanBatchBuilder;
+    use arrow::record_batch::RecordBatch;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     fn batch(n: u8) -> ReceivedSpans {
@@ -310,6 +322,52 @@ mod tests {
         sync.failed.store(true, Ordering::Release);
         assert!(sync.sync_to(end).is_err(), "nothing written before is acknowledged");
         assert!(seg.write(&batch(1)).is_err(), "the segment takes no more writes (the ingester retires it)");
+    }
+
+    fn write_segment(path: &Path, batches: &[RecordBatch]) {
+        let mut w = StreamWriter::try_new(File::create(path).unwrap(), &batches[0].schema()).unwrap();
+        for b in batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn records_of_another_wal_schema_are_flattened_and_adapted() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("t1");
+        fs::create_dir_all(&tenant_dir).unwrap();
+        // A WAL record of a version without trace_state (a nullable column).
+        let spans = batch(3);
+        let record = spans.to_wal_batch().unwrap();
+        let keep: Vec<usize> = (0..record.num_columns()).filter(|&i| record.schema().field(i).name() != "trace_state").collect();
+        write_segment(&tenant_dir.join("00000000000000000001.arrow"), &[record.project(&keep).unwrap()]);
+        let replayed = replay(dir.path()).unwrap();
+        assert_eq!(replayed[0].batches[0].to_batch().unwrap(), spans.to_batch().unwrap(), "trace_state was null anyway");
+    }
+
+    #[test]
+    fn an_invalid_record_ends_the_replay_of_its_segment_keeping_the_records_before_it() {
+        use arrow::array::{Array, AsArray, DictionaryArray, StructArray};
+        use arrow::buffer::NullBuffer;
+        use arrow::datatypes::UInt32Type;
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("t1");
+        fs::create_dir_all(&tenant_dir).unwrap();
+        let good = batch(2).to_wal_batch().unwrap();
+        // The same record with its scope struct null: it decodes, but is no spans.
+        let scope = good.column(good.num_columns() - 1).as_dictionary::<UInt32Type>();
+        let values = scope.values().as_struct();
+        let nulls = NullBuffer::new_null(values.len());
+        let null_values = StructArray::try_new(values.fields().clone(), values.columns().to_vec(), Some(nulls)).unwrap();
+        let bad_scope = DictionaryArray::<UInt32Type>::try_new(scope.keys().clone(), Arc::new(null_values)).unwrap();
+        let mut columns = good.columns().to_vec();
+        *columns.last_mut().unwrap() = Arc::new(bad_scope);
+        let bad = RecordBatch::try_new(good.schema(), columns).unwrap();
+        write_segment(&tenant_dir.join("00000000000000000001.arrow"), &[good.clone(), bad, good]);
+        let replayed = replay(dir.path()).unwrap();
+        assert_eq!(replayed.len(), 1, "the segment is not moved aside");
+        assert_eq!(replayed[0].batches.len(), 1);
     }
 
     #[test]

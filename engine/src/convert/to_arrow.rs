@@ -17,8 +17,8 @@ use super::received::ReceivedSpans;
 use super::wire::{KeyValueView, RequestView, ResourceSpansView, ScopeSpansView, SpanView, ValueView, count_spans, encode_request};
 use crate::error::{Error, Result};
 use crate::schema::{
-    AttrScope, BlockOrder, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, event_struct_type, link_struct_type,
-    list_item_field, scope_level_schema, span_level_schema,
+    AttrScope, BlockOrder, ColumnLevel, DEDICATED_COLUMNS, DedicatedColumn, DedicatedType, column_level, event_struct_type,
+    link_struct_type, list_item_field, scope_level_schema, span_level_schema,
 };
 
 /// Why a span cannot be stored (`None` when it can); receivers report these
@@ -622,7 +622,8 @@ impl SpanBatchBuilder {
     pub fn finish_received(&mut self) -> Result<ReceivedSpans> {
         self.rows = 0;
         self.scopes = 0;
-        let mut spans: Vec<ArrayRef> = vec![
+        // In span-schema order; each column then goes to its level's batch.
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.parent_span_id.finish()),
@@ -638,18 +639,11 @@ impl SpanBatchBuilder {
             Arc::new(self.dropped_events.finish()),
             Arc::new(self.dropped_links.finish()),
         ];
-        let mut scopes: Vec<ArrayRef> = Vec::new();
-        for (builder, d) in self.dedicated.iter_mut().zip(DEDICATED_COLUMNS) {
-            match d.scope {
-                AttrScope::Span => spans.push(builder.finish()),
-                AttrScope::Resource => scopes.push(builder.finish()),
-            }
-        }
-        spans.extend(self.span_attrs.finish());
-        spans.extend([self.events.finish()?, self.links.finish()?]);
-        scopes.extend(self.resource_attrs.finish());
-        scopes.extend(self.scope_attrs.finish());
-        scopes.extend([
+        columns.extend(self.dedicated.iter_mut().map(DedicatedBuilder::finish));
+        columns.extend(self.span_attrs.finish());
+        columns.extend(self.resource_attrs.finish());
+        columns.extend(self.scope_attrs.finish());
+        columns.extend([
             Arc::new(self.resource_dropped.finish()) as ArrayRef,
             Arc::new(self.resource_schema_url.finish()),
             Arc::new(self.resource_entity_refs.finish()),
@@ -657,7 +651,17 @@ impl SpanBatchBuilder {
             Arc::new(self.scope_version.finish()),
             Arc::new(self.scope_dropped.finish()),
             Arc::new(self.scope_schema_url.finish()),
+            self.events.finish()?,
+            self.links.finish()?,
         ]);
+        let (mut spans, mut scopes) = (Vec::new(), Vec::new());
+        for (index, column) in columns.into_iter().enumerate() {
+            match column_level(index).0 {
+                ColumnLevel::Span => spans.push(column),
+                ColumnLevel::Scope => scopes.push(column),
+                ColumnLevel::Trace => return Err(Error::internal("the conversion made a trace-level column")),
+            }
+        }
         ReceivedSpans::new(
             RecordBatch::try_new(span_level_schema(), spans)?,
             RecordBatch::try_new(scope_level_schema(), scopes)?,
