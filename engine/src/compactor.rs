@@ -604,7 +604,6 @@ impl MergeJob {
             }
         }
         let origin = BlockOrigin {
-            compaction_level: level,
             ingested_unix_seconds: self.inputs.iter().map(|b| b.meta.ingested_at()).max().unwrap_or(0),
             wal_segments: self.wal_segments,
             compacted_from: self.inputs.iter().map(|b| b.meta.block_id).collect(),

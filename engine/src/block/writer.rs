@@ -568,7 +568,7 @@ impl BlockTarget<'_> {
             return Err(e);
         }
         let now = unix_seconds();
-        writer.finish(BlockOrigin { compaction_level: 0, ingested_unix_seconds: now, wal_segments, compacted_from: Vec::new() }).await
+        writer.finish(BlockOrigin { ingested_unix_seconds: now, wal_segments, compacted_from: Vec::new() }).await
     }
 }
 
@@ -585,8 +585,6 @@ pub(crate) fn unix_seconds() -> u64 {
 /// Where a block's spans came from, recorded in its meta.
 #[derive(Debug, Clone, Default)]
 pub struct BlockOrigin {
-    /// 0 for a flushed head; one more than its highest input for a compacted block.
-    pub compaction_level: u32,
     /// See [`BlockMeta::ingested_unix_seconds`].
     pub ingested_unix_seconds: u64,
     /// WAL segments holding the spans (flushed heads only).
@@ -605,6 +603,9 @@ pub struct BlockWriter {
     layout: Layout,
     tenant: String,
     block_id: Uuid,
+    /// 0 for a flushed head; one more than its highest input for a
+    /// compacted block. Sets the zstd level of its string maps.
+    compaction_level: u32,
     writer: ParquetOut,
     trace_filter: Sbbf,
     tags: TagSummary,
@@ -641,6 +642,7 @@ impl BlockWriter {
             layout,
             tenant: tenant.to_owned(),
             block_id,
+            compaction_level,
             writer,
             trace_filter: Sbbf::new_with_ndv_fpp(expected_traces.max(1), config.bloom_filter_fpp)?,
             tags: TagSummary::default(),
@@ -754,7 +756,7 @@ impl BlockWriter {
             span_count: self.spans,
             trace_count: self.traces,
             size_bytes: self.writer.bytes_written() as u64,
-            compaction_level: origin.compaction_level,
+            compaction_level: self.compaction_level,
             row_groups: metadata.num_row_groups() as u32,
             dedicated_columns: DEDICATED_COLUMNS.iter().map(|d| d.column.to_owned()).collect(),
             created_unix_seconds: unix_seconds(),
