@@ -247,10 +247,12 @@ fn read_segment(path: &Path) -> Result<Vec<ReceivedSpans>> {
             // records of another WAL schema, flattened), the same columns by
             // name, new nullable columns added as nulls.
             Ok(b) => {
-                let adapted = ReceivedSpans::flatten_wal_record(&b).and_then(|flat| adapt_to_span_schema(&flat).map_err(Error::internal));
-                batches.push(ReceivedSpans::from(adapted.map_err(|e| {
+                let adapted = ReceivedSpans::flatten_wal_record(&b)
+                    .and_then(|flat| adapt_to_span_schema(&flat).map_err(Error::internal))
+                    .and_then(|batch| ReceivedSpans::from_span_batch(&batch));
+                batches.push(adapted.map_err(|e| {
                     Error::internal(format!("WAL segment {} has an incompatible schema: {e}", path.display()))
-                })?))
+                })?)
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "torn record at the end of a WAL segment");
@@ -324,6 +326,14 @@ mod tests {
         assert!(seg.write(&batch(1)).is_err(), "the segment takes no more writes (the ingester retires it)");
     }
 
+    /// A WAL directory and its tenant `t1`'s directory, created.
+    fn wal_dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("t1");
+        fs::create_dir_all(&tenant_dir).unwrap();
+        (dir, tenant_dir)
+    }
+
     fn write_segment(path: &Path, batches: &[RecordBatch]) {
         let mut w = StreamWriter::try_new(File::create(path).unwrap(), &batches[0].schema()).unwrap();
         for b in batches {
@@ -334,9 +344,7 @@ mod tests {
 
     #[test]
     fn records_of_another_wal_schema_are_flattened_and_adapted() {
-        let dir = tempfile::tempdir().unwrap();
-        let tenant_dir = dir.path().join("t1");
-        fs::create_dir_all(&tenant_dir).unwrap();
+        let (dir, tenant_dir) = wal_dir();
         // A WAL record of a version without trace_state (a nullable column).
         let spans = batch(3);
         let record = spans.to_wal_batch().unwrap();
@@ -351,9 +359,7 @@ mod tests {
         use arrow::array::{Array, AsArray, DictionaryArray, StructArray};
         use arrow::buffer::NullBuffer;
         use arrow::datatypes::UInt32Type;
-        let dir = tempfile::tempdir().unwrap();
-        let tenant_dir = dir.path().join("t1");
-        fs::create_dir_all(&tenant_dir).unwrap();
+        let (dir, tenant_dir) = wal_dir();
         let good = batch(2).to_wal_batch().unwrap();
         // The same record with its scope struct null: it decodes, but is no spans.
         let scope = good.column(good.num_columns() - 1).as_dictionary::<UInt32Type>();
@@ -372,21 +378,13 @@ mod tests {
 
     #[test]
     fn older_segments_are_adapted_and_unreadable_ones_moved_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let tenant_dir = dir.path().join("t1");
-        fs::create_dir_all(&tenant_dir).unwrap();
+        let (dir, tenant_dir) = wal_dir();
         // An "older" schema: the span schema without child_count.
         let full = batch(2).to_batch().unwrap();
         let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| full.schema().field(i).name() != "child_count").collect();
-        let old = full.project(&keep).unwrap();
-        let mut w = StreamWriter::try_new(File::create(tenant_dir.join("00000000000000000001.arrow")).unwrap(), &old.schema()).unwrap();
-        w.write(&old).unwrap();
-        w.finish().unwrap();
+        write_segment(&tenant_dir.join("00000000000000000001.arrow"), &[full.project(&keep).unwrap()]);
         // An incompatible one: trace_id missing.
-        let bad = full.project(&keep[1..]).unwrap();
-        let mut w = StreamWriter::try_new(File::create(tenant_dir.join("00000000000000000002.arrow")).unwrap(), &bad.schema()).unwrap();
-        w.write(&bad).unwrap();
-        w.finish().unwrap();
+        write_segment(&tenant_dir.join("00000000000000000002.arrow"), &[full.project(&keep[1..]).unwrap()]);
 
         let replayed = replay(dir.path()).unwrap();
         assert_eq!(replayed.len(), 1);

@@ -266,22 +266,23 @@ impl SpanColumns for ReceivedSpans {
     }
 }
 
-/// Spans of a [`span_schema`] batch (a replayed WAL segment), each with its
-/// own scope row; trace-level columns are dropped.
-impl From<RecordBatch> for ReceivedSpans {
-    fn from(batch: RecordBatch) -> Self {
+impl ReceivedSpans {
+    /// Spans of a [`span_schema`] batch (a replayed WAL segment), each with
+    /// its own scope row; trace-level columns are dropped. An error for a
+    /// batch of another schema.
+    pub fn from_span_batch(batch: &RecordBatch) -> Result<Self> {
+        if batch.schema() != span_schema() {
+            return Err(Error::internal("spans are not in the span schema"));
+        }
         let level = |wanted: ColumnLevel| -> Vec<ArrayRef> {
             (0..batch.num_columns()).filter(|&i| column_level(i).0 == wanted).map(|i| batch.column(i).clone()).collect()
         };
-        let part = |schema, columns| {
-            RecordBatch::try_new_with_options(schema, columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))
-                .expect("columns of a span-schema batch fit its level's schema")
-        };
-        Self {
-            spans: part(span_level_schema(), level(ColumnLevel::Span)),
-            scopes: part(scope_level_schema(), level(ColumnLevel::Scope)),
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(Self {
+            spans: RecordBatch::try_new_with_options(span_level_schema(), level(ColumnLevel::Span), &options)?,
+            scopes: RecordBatch::try_new_with_options(scope_level_schema(), level(ColumnLevel::Scope), &options)?,
             scope_rows: None,
-        }
+        })
     }
 }
 
@@ -333,7 +334,7 @@ mod tests {
         let (expected, _) = resource_spans_to_batch(&request()).unwrap();
         assert_eq!(received.to_batch().unwrap(), expected);
         // The same spans, each with its own scope row.
-        let per_span = ReceivedSpans::from(expected.clone());
+        let per_span = ReceivedSpans::from_span_batch(&expected).unwrap();
         assert_eq!(per_span.to_batch().unwrap(), expected);
         assert!(received.memory_size() < per_span.memory_size());
         // Expanded, a span holds its resource (and scope) values again: about
@@ -356,14 +357,14 @@ mod tests {
         assert_eq!(kept.scopes.num_rows(), 2);
         let expected = filter_record_batch(&received.to_batch().unwrap(), &mask).unwrap();
         assert_eq!(kept.to_batch().unwrap(), expected);
-        let per_span = ReceivedSpans::from(received.to_batch().unwrap()).filter(&mask).unwrap();
+        let per_span = ReceivedSpans::from_span_batch(&received.to_batch().unwrap()).unwrap().filter(&mask).unwrap();
         assert_eq!(per_span.to_batch().unwrap(), expected);
     }
 
     #[test]
     fn a_wal_record_reads_back_as_the_same_spans_through_arrow_ipc() {
         let (received, _) = convert_request(&request()).unwrap();
-        let per_span = ReceivedSpans::from(received.to_batch().unwrap());
+        let per_span = ReceivedSpans::from_span_batch(&received.to_batch().unwrap()).unwrap();
         let mut bytes = Vec::new();
         {
             let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &wal_schema()).unwrap();
@@ -383,6 +384,7 @@ mod tests {
 
     #[test]
     fn parts_that_do_not_fit_are_refused() {
+        assert!(ReceivedSpans::from_span_batch(&RecordBatch::new_empty(wal_schema())).is_err(), "not the span schema");
         let (received, _) = convert_request(&request()).unwrap();
         let (spans, scopes) = (received.spans.clone(), received.scopes.clone());
         assert!(ReceivedSpans::new(spans.clone(), scopes.clone(), vec![0; 4]).is_err());

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, FixedSizeBinaryBuilder, Int8Builder, Int64Builder, ListArray,
+    ArrayBuilder, ArrayRef, FixedSizeBinaryBuilder, Int8Builder, Int64Builder, ListArray,
     StringBuilder, StructArray, UInt32Builder,
 };
 use arrow::buffer::OffsetBuffer;
@@ -200,11 +200,15 @@ impl RequestSize {
         Ok(size)
     }
 
+    /// String bytes of the dedicated columns of `scope`.
+    fn dedicated_bytes_of(&self, scope: AttrScope) -> usize {
+        DEDICATED_COLUMNS.iter().zip(self.dedicated_bytes).filter(|(d, _)| d.scope == scope).map(|(_, bytes)| bytes).sum()
+    }
+
     /// String and attribute bytes of the scope-level columns counted so far.
     fn scope_level_bytes(&self) -> usize {
-        let dedicated = DEDICATED_COLUMNS.iter().zip(self.dedicated_bytes).filter(|(d, _)| d.scope == AttrScope::Resource);
         [
-            dedicated.map(|(_, bytes)| bytes).sum(),
+            self.dedicated_bytes_of(AttrScope::Resource),
             self.resource_schema_url_bytes,
             self.scope_name_bytes,
             self.scope_version_bytes,
@@ -230,7 +234,7 @@ impl RequestSize {
             self.trace_state_bytes,
             self.status_message_bytes,
             self.expanded_scope_bytes,
-            DEDICATED_COLUMNS.iter().zip(self.dedicated_bytes).filter(|(d, _)| d.scope == AttrScope::Span).map(|(_, b)| b).sum(),
+            self.dedicated_bytes_of(AttrScope::Span),
             self.event_name_bytes,
             self.span_attrs.bytes(),
             self.event_attrs.bytes(),
@@ -419,11 +423,8 @@ impl<'a> ScopeRow<'a> {
 
 /// Accumulates spans and produces record batches in [`span_schema`](crate::schema::span_schema).
 pub struct SpanBatchBuilder {
-    rows: usize,
-    /// Rows of the scope-level columns (resource and scope columns are
-    /// appended once per scope, not per span).
-    scopes: usize,
-    /// Per span: its row of the scope-level columns.
+    /// Per span appended: its row of the scope-level columns (resource and
+    /// scope columns are appended once per scope, not per span).
     scope_rows: Vec<u32>,
     trace_id: FixedSizeBinaryBuilder,
     span_id: FixedSizeBinaryBuilder,
@@ -470,8 +471,6 @@ impl SpanBatchBuilder {
     fn with_size(size: &RequestSize) -> Self {
         let (n, scopes) = (size.spans, size.scopes);
         Self {
-            rows: 0,
-            scopes: 0,
             scope_rows: Vec::with_capacity(n),
             trace_id: FixedSizeBinaryBuilder::with_capacity(n, 16),
             span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
@@ -509,12 +508,12 @@ impl SpanBatchBuilder {
 
     /// Number of spans appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
-        self.rows
+        self.scope_rows.len()
     }
 
     /// True when nothing was appended.
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.scope_rows.is_empty()
     }
 
     /// Appends every valid span of `resource_spans` (see [`invalid_span`]);
@@ -545,10 +544,11 @@ impl SpanBatchBuilder {
             let row = match scope_rows[scope] {
                 Some(row) => row,
                 None => {
+                    // The next row of the scope-level columns.
+                    let row = self.resource_dropped.len() as u32;
                     self.append_resource(&resources[resource])?;
                     self.append_scope(&scopes[scope])?;
-                    self.scopes += 1;
-                    *scope_rows[scope].insert(self.scopes as u32 - 1)
+                    *scope_rows[scope].insert(row)
                 }
             };
             self.scope_rows.push(row);
@@ -583,7 +583,6 @@ impl SpanBatchBuilder {
 
     /// Appends the span-level columns of one span (already validated).
     fn append_span(&mut self, span: &SpanView<'_>, request: &RequestView<'_>) -> Result<()> {
-        self.rows += 1;
         self.trace_id.append_value(span.trace_id)?;
         self.span_id.append_value(span.span_id)?;
         if span.parent_span_id.is_empty() {
@@ -620,8 +619,6 @@ impl SpanBatchBuilder {
     /// Finishes the spans appended so far, resource and scope columns held
     /// once per scope.
     pub fn finish_received(&mut self) -> Result<ReceivedSpans> {
-        self.rows = 0;
-        self.scopes = 0;
         // In span-schema order; each column then goes to its level's batch.
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
